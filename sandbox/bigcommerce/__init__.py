@@ -1,0 +1,15 @@
+"""A BigCommerce store emulator: REST API, OAuth, webhooks and a Cornerstone-like storefront.
+
+See README.md in this folder for what it serves, its controls and its deviations from BigCommerce.
+"""
+
+from sandbox.bigcommerce.config import SandboxConfig
+
+__all__ = ["SandboxConfig", "create_app"]
+
+
+def create_app(config: SandboxConfig | None = None):
+    """Build the Starlette app; imported lazily so `SandboxConfig` stays cheap to import."""
+    from sandbox.bigcommerce.app import create_app as build
+
+    return build(config)

@@ -1,0 +1,524 @@
+"""The event bus: JetStream connection and streams, the transactional outbox and its relay,
+and durable pull consumers with an inbox.
+
+Guarantees (documented for subscribers in docs/events.md):
+- A producer writes its event rows in the same transaction as the change (`add_event`);
+  the relay publishes them with `Nats-Msg-Id` = event id and marks them sent only after
+  JetStream's ack. A relay killed between publish and mark publishes again on restart and
+  JetStream drops the duplicate inside its duplicate window; past the window the
+  consumer's inbox drops it.
+- A consumer acks only after its transaction committed; a message delivered again (ack
+  lost, consumer killed, AckWait passed) finds its id in the inbox and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+from backorder.events.v1 import envelope_pb2
+from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from prometheus_client import Counter, Gauge
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    select,
+    update,
+)
+
+from services.common.db import Database, UnitOfWork, insert_ignore
+
+log = logging.getLogger(__name__)
+
+STREAM_EVENTS = "BACKORDER_EVENTS"
+STREAM_WEBHOOKS = "BC_WEBHOOKS"
+EVENTS_SUBJECTS = ["backorder.>"]
+WEBHOOK_SUBJECTS = ["bc.webhooks.>"]
+DUPLICATE_WINDOW_S = 120.0
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+OUTBOX_PUBLISHED = Counter("backorder_outbox_published_total", "Outbox events published", ["service"])
+OUTBOX_PENDING = Gauge("backorder_outbox_pending", "Outbox rows seen unpublished at the last relay pass", ["service"])
+CONSUMED = Counter("backorder_events_consumed_total", "Messages handled", ["consumer", "outcome"])
+
+
+class TransientError(Exception):
+    """Try again later (nak with delay)."""
+
+
+class PermanentError(Exception):
+    """This message can never be handled (term)."""
+
+
+# ---------------------------------------------------------------- tables
+
+def _seq_type() -> Any:
+    # SQLite autoincrements only an INTEGER PRIMARY KEY.
+    return BigInteger().with_variant(Integer, "sqlite")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("seq", _seq_type(), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(255), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_unpublished", "published_at", "seq"),
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("message_id", String(100), primary_key=True),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def bus_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The outbox and inbox tables, added to a service's metadata."""
+    return outbox_table(metadata), inbox_table(metadata)
+
+
+def create_bus_tables(op: Any) -> None:
+    """For a service's first migration: create the outbox and inbox exactly as declared here."""
+    scratch = MetaData()
+    for table in bus_tables(scratch):
+        op.create_table(table.name, *(column._copy() for column in table.columns))
+        for index in table.indexes:
+            op.create_index(index.name, table.name, [c.name for c in index.columns])
+
+
+# ---------------------------------------------------------------- producing
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_subject(store_hash: str, service: str, event_type: str) -> str:
+    return f"backorder.{store_hash}.{service}.{event_type}"
+
+
+def build_envelope(store_hash: str, service: str, event_type: str, payload: Message, *, event_id: str | None = None,
+                   occurred_at: datetime | None = None) -> envelope_pb2.Envelope:
+    packed = any_pb2.Any()
+    packed.Pack(payload)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(occurred_at or now_utc())
+    return envelope_pb2.Envelope(
+        event_id=event_id or str(uuid.uuid4()),
+        store_hash=store_hash,
+        type=event_type,
+        occurred_at=stamp,
+        producer=service,
+        payload=packed,
+    )
+
+
+async def add_event(uow: UnitOfWork, outbox: Table, *, store_hash: str, service: str, event_type: str,
+                    payload: Message, event_id: str | None = None) -> str:
+    """Write one event into the outbox inside `uow`'s transaction; returns its event id."""
+    envelope = build_envelope(store_hash, service, event_type, payload, event_id=event_id)
+    await uow.conn.execute(
+        outbox.insert().values(
+            event_id=envelope.event_id,
+            subject=event_subject(store_hash, service, event_type),
+            payload=envelope.SerializeToString(),
+            created_at=now_utc(),
+        )
+    )
+    uow.wrote_events = True
+    return envelope.event_id
+
+
+async def add_events(uow: UnitOfWork, outbox: Table, service: str,
+                     events: Sequence[tuple[str, str, Message]]) -> list[str]:
+    """Many (store_hash, event_type, payload) in one INSERT."""
+    if not events:
+        return []
+    rows = []
+    for store_hash, event_type, payload in events:
+        envelope = build_envelope(store_hash, service, event_type, payload)
+        rows.append({
+            "event_id": envelope.event_id,
+            "subject": event_subject(store_hash, service, event_type),
+            "payload": envelope.SerializeToString(),
+            "created_at": now_utc(),
+        })
+    await uow.conn.execute(outbox.insert(), rows)
+    uow.wrote_events = True
+    return [row["event_id"] for row in rows]
+
+
+# ---------------------------------------------------------------- connection
+
+class EventBus:
+    """One NATS connection per process, reconnecting forever."""
+
+    def __init__(self, url: str, name: str, *, replicas: int = 1) -> None:
+        self.url = url
+        self.name = name
+        self.replicas = replicas
+        self.nc: nats.NATS | None = None
+        self.js: Any = None
+        self._state_listeners: list[Callable[[bool], None]] = []
+
+    def on_connection_change(self, callback: Callable[[bool], None]) -> None:
+        self._state_listeners.append(callback)
+
+    def _set_state(self, up: bool) -> None:
+        for callback in self._state_listeners:
+            callback(up)
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def connect(self, *, timeout_s: float = 30.0) -> None:
+        """Connect, retrying until `timeout_s` (the server may still be starting)."""
+
+        async def disconnected() -> None:
+            log.warning("nats disconnected")
+            self._set_state(False)
+
+        async def reconnected() -> None:
+            log.info("nats reconnected")
+            self._set_state(True)
+
+        async def error(exc: Exception) -> None:
+            log.debug("nats error: %s", exc)
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    servers=[self.url],
+                    name=self.name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    connect_timeout=2,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                    allow_reconnect=True,
+                )
+                break
+            except Exception as exc:  # noqa: BLE001 - any connect failure is retried until the deadline
+                if time.monotonic() > deadline:
+                    raise ConnectionError(f"cannot reach NATS at {self.url}: {exc}") from exc
+                await asyncio.sleep(0.2)
+        self.js = self.nc.jetstream(timeout=10)
+        self._set_state(True)
+
+    async def ensure_streams(self) -> None:
+        """Create or update the platform's streams (file storage)."""
+        for name, subjects, max_age in (
+            (STREAM_EVENTS, EVENTS_SUBJECTS, 7 * 24 * 3600),
+            (STREAM_WEBHOOKS, WEBHOOK_SUBJECTS, 7 * 24 * 3600),
+        ):
+            config = StreamConfig(
+                name=name,
+                subjects=subjects,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=max_age,
+            )
+            try:
+                await self.js.stream_info(name)
+                await self.js.update_stream(config)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_stream(config)
+
+    async def publish(self, subject: str, data: bytes, msg_id: str, *, timeout: float = 5.0) -> Any:
+        """Publish and wait for JetStream's ack (raises on timeout or no responders)."""
+        return await self.js.publish(subject, data, timeout=timeout, headers={MSG_ID_HEADER: msg_id})
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+
+
+# ---------------------------------------------------------------- relay
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order and marks them sent after the ack.
+
+    On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so several replicas can
+    relay side by side. Woken at once by a commit that wrote events; polls as a fallback.
+    """
+
+    def __init__(self, db: Database, bus: EventBus, outbox: Table, service: str, *, batch: int = 500,
+                 poll_interval_s: float = 1.0, retention_s: float = 24 * 3600) -> None:
+        self.db = db
+        self.bus = bus
+        self.outbox = outbox
+        self.service = service
+        self.batch = batch
+        self.poll_interval_s = poll_interval_s
+        self.retention_s = retention_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        db.on_events_committed(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to `batch` rows; returns how many were published."""
+        query = (
+            select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
+            .where(self.outbox.c.published_at.is_(None))
+            .order_by(self.outbox.c.seq)
+            .limit(self.batch)
+        )
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        async with self.db.unit_of_work() as uow:
+            rows = (await uow.conn.execute(query)).all()
+            OUTBOX_PENDING.labels(self.service).set(len(rows))
+            if not rows:
+                return 0
+            # Publish concurrently but keep JetStream's order per subject irrelevant: consumers
+            # never rely on order across events (each carries its own state).
+            await asyncio.gather(*(self.bus.publish(r.subject, r.payload, r.event_id) for r in rows))
+            await uow.conn.execute(
+                update(self.outbox)
+                .where(self.outbox.c.seq.in_([r.seq for r in rows]))
+                .values(published_at=now_utc())
+            )
+            await uow.commit()
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+    async def purge_published(self) -> None:
+        cutoff = datetime.fromtimestamp(time.time() - self.retention_s, UTC)
+        async with self.db.unit_of_work() as uow:
+            await uow.conn.execute(
+                self.outbox.delete().where(self.outbox.c.published_at.is_not(None), self.outbox.c.published_at < cutoff)
+            )
+            await uow.commit()
+
+    async def run(self) -> None:
+        failures = 0
+        last_purge = time.monotonic()
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - NATS or DB down: back off and retry
+                failures += 1
+                delay = min(5.0, 0.1 * 2 ** min(failures, 6)) * (0.5 + random.random() / 2)
+                log.warning("outbox relay pass failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if published:
+                continue
+            if time.monotonic() - last_purge > 3600:
+                last_purge = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self.purge_published()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+# ---------------------------------------------------------------- consuming
+
+@dataclass
+class IncomingMessage:
+    """One delivered message. `envelope` is set for domain events (protobuf)."""
+
+    subject: str
+    data: bytes
+    message_id: str
+    num_delivered: int
+    envelope: envelope_pb2.Envelope | None = None
+
+    def unpack(self, message_type: type[Message]) -> Message:
+        if self.envelope is None:
+            raise PermanentError("not a domain event")
+        payload = message_type()
+        if not self.envelope.payload.Unpack(payload):
+            raise PermanentError(f"payload is {self.envelope.payload.type_url}, not {message_type.DESCRIPTOR.full_name}")
+        return payload
+
+
+def decode_envelope(msg: Msg) -> IncomingMessage:
+    envelope = envelope_pb2.Envelope()
+    try:
+        envelope.ParseFromString(msg.data)
+    except DecodeError as exc:
+        raise PermanentError(f"undecodable envelope: {exc}") from exc
+    if not envelope.event_id:
+        raise PermanentError("envelope without event_id")
+    return IncomingMessage(msg.subject, msg.data, envelope.event_id, msg.metadata.num_delivered, envelope)
+
+
+def decode_raw(msg: Msg) -> IncomingMessage:
+    msg_id = (msg.headers or {}).get(MSG_ID_HEADER) or f"seq-{msg.metadata.sequence.stream}"
+    return IncomingMessage(msg.subject, msg.data, msg_id, msg.metadata.num_delivered)
+
+
+TransactionalHandler = Callable[[UnitOfWork, IncomingMessage], Awaitable[None]]
+
+
+@dataclass
+class ConsumerSpec:
+    """A durable pull consumer.
+
+    `handler(uow, message)` runs inside one transaction that also records the message id
+    in the inbox; the message is acked only after that transaction committed. A message
+    whose id is already in the inbox is acked without calling the handler.
+    """
+
+    durable: str
+    stream: str
+    subjects: list[str]
+    handler: TransactionalHandler
+    decode: Callable[[Msg], IncomingMessage] = decode_envelope
+    batch: int = 64
+    concurrency: int = 16
+    ack_wait_s: float = 30.0
+    max_deliver: int = 50
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Consumer:
+    def __init__(self, spec: ConsumerSpec, bus: EventBus, db: Database, inbox: Table) -> None:
+        self.spec = spec
+        self.bus = bus
+        self.db = db
+        self.inbox = inbox
+        self._stopping = asyncio.Event()
+        self._subscription: Any = None
+        self._slots = asyncio.Semaphore(spec.concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def _subscribe(self) -> None:
+        spec = self.spec
+        config = ConsumerConfig(
+            durable_name=spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=spec.ack_wait_s,
+            max_deliver=spec.max_deliver,
+            max_ack_pending=max(1000, spec.batch * 4),
+        )
+        if len(spec.subjects) == 1:
+            config.filter_subject = spec.subjects[0]
+        else:
+            config.filter_subjects = spec.subjects
+        await self.bus.js.add_consumer(spec.stream, config)
+        self._subscription = await self.bus.js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+
+    async def handle(self, msg: Msg) -> None:
+        """Decode, apply once, ack — or nak/term per the error."""
+        spec = self.spec
+        try:
+            incoming = spec.decode(msg)
+        except PermanentError as exc:
+            log.error("consumer %s: terminating undecodable message on %s: %s", spec.durable, msg.subject, exc)
+            CONSUMED.labels(spec.durable, "poison").inc()
+            await msg.term()
+            return
+        try:
+            async with self.db.unit_of_work() as uow:
+                fresh = await uow.conn.execute(
+                    insert_ignore(self.db.dialect, self.inbox, ["consumer", "message_id"]).values(
+                        consumer=spec.durable, message_id=incoming.message_id, received_at=now_utc()
+                    )
+                )
+                if fresh.rowcount == 0:
+                    CONSUMED.labels(spec.durable, "duplicate").inc()
+                else:
+                    await spec.handler(uow, incoming)
+                    await uow.commit()
+                    CONSUMED.labels(spec.durable, "applied").inc()
+        except PermanentError as exc:
+            log.error("consumer %s: terminating message %s: %s", spec.durable, incoming.message_id, exc)
+            CONSUMED.labels(spec.durable, "poison").inc()
+            await msg.term()
+            return
+        except Exception as exc:  # noqa: BLE001 - anything else is retried with backoff
+            attempt = incoming.num_delivered
+            delay = min(spec.backoff_max_s, spec.backoff_base_s * 2 ** min(attempt - 1, 10))
+            level = logging.ERROR if attempt >= spec.max_deliver else logging.WARNING
+            log.log(level, "consumer %s: message %s failed (attempt %d): %r; retry in %.1fs",
+                    spec.durable, incoming.message_id, attempt, exc, delay)
+            CONSUMED.labels(spec.durable, "retry").inc()
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=delay)
+            return
+        await msg.ack()
+
+    async def _run_one(self, msg: Msg) -> None:
+        try:
+            await self.handle(msg)
+        finally:
+            self._slots.release()
+
+    async def run(self) -> None:
+        await self._subscribe()
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._subscription.fetch(batch=self.spec.batch, timeout=1.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - connection trouble: wait for the reconnect
+                log.warning("consumer %s: fetch failed: %s", self.spec.durable, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.5)
+                continue
+            for msg in msgs:
+                await self._slots.acquire()
+                task = asyncio.create_task(self._run_one(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def drain(self) -> None:
+        """Stop fetching and finish the messages in hand."""
+        self._stopping.set()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()

@@ -1,0 +1,154 @@
+"""Runs one service: migrate, connect, serve gRPC, relay the outbox, consume, stop cleanly.
+
+A service module provides `SERVICE` (its name) and `async def setup(ctx)` that registers
+its servicers, consumers and background loops on the `ServiceContext`. Tests drive
+`ServiceRunner` directly (port 0, in-process); `backorder serve <svc>` uses `run_service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from prometheus_client import start_http_server
+from sqlalchemy import Table
+
+from services.common import migrations
+from services.common.bus import Consumer, ConsumerSpec, EventBus, OutboxRelay
+from services.common.db import Database
+from services.common.grpc_server import GrpcServer
+from services.common.logs import configure_logging
+from services.common.settings import ServiceSettings, env
+
+log = logging.getLogger(__name__)
+
+Setup = Callable[["ServiceContext"], Awaitable[None]]
+
+
+@dataclass
+class ServiceContext:
+    settings: ServiceSettings
+    db: Database
+    bus: EventBus
+    grpc: GrpcServer
+    relays: list[OutboxRelay] = field(default_factory=list)
+    consumers: list[Consumer] = field(default_factory=list)
+    task_factories: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    extra_listeners: list[tuple[str, int]] = field(default_factory=list)
+    # Anything a service wants to hand to its tests (e.g. its handlers object).
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def add_grpc(self, add_to_server: Callable[[Any, Any], None], servicer: Any, full_name: str) -> None:
+        self.grpc.add(add_to_server, servicer, full_name)
+
+    def add_relay(self, outbox: Table) -> OutboxRelay:
+        relay = OutboxRelay(self.db, self.bus, outbox, self.settings.service)
+        self.relays.append(relay)
+        return relay
+
+    def add_consumer(self, spec: ConsumerSpec, inbox: Table) -> Consumer:
+        consumer = Consumer(spec, self.bus, self.db, inbox)
+        self.consumers.append(consumer)
+        return consumer
+
+    def add_task(self, factory: Callable[[], Awaitable[None]]) -> None:
+        """A background loop started once the service is ready and cancelled at stop."""
+        self.task_factories.append(factory)
+
+    def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self.shutdown_hooks.append(hook)
+
+
+class ServiceRunner:
+    def __init__(self, settings: ServiceSettings, setup: Setup, *,
+                 interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+                 migrate: bool = True) -> None:
+        self.settings = settings
+        self.setup = setup
+        self.migrate = migrate
+        self.grpc = GrpcServer(interceptors or [])
+        self.db: Database | None = None
+        self.bus: EventBus | None = None
+        self.ctx: ServiceContext | None = None
+        self.port: int | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> ServiceContext:
+        settings = self.settings
+        url = settings.database_url.reveal()
+        if self.migrate:
+            await asyncio.to_thread(migrations.upgrade, settings.service, url)
+        self.db = Database(url)
+        self.bus = EventBus(settings.nats_url, f"backorder-{settings.service}",
+                            replicas=env("BACKORDER_NATS_REPLICAS", 1, int))
+        ctx = ServiceContext(settings, self.db, self.bus, self.grpc)
+        self.ctx = ctx
+        await self.setup(ctx)
+        self.port = self.grpc.bind(settings.grpc_host, settings.grpc_port)
+        for host, port in ctx.extra_listeners:
+            self.grpc.bind(host, port)
+        await self.grpc.start()
+        await self.db.ping()
+        await self.bus.connect()
+        await self.bus.ensure_streams()
+        loop = asyncio.get_running_loop()
+        self.bus.on_connection_change(
+            lambda up: loop.create_task(self.grpc.set_serving(up)) and None
+        )
+        for relay in ctx.relays:
+            self._tasks.append(asyncio.create_task(relay.run(), name=f"relay-{settings.service}"))
+        for consumer in ctx.consumers:
+            self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.spec.durable}"))
+        for factory in ctx.task_factories:
+            self._tasks.append(asyncio.create_task(factory()))
+        await self.grpc.set_serving(True)
+        log.info("%s serving on %s:%s", settings.service, settings.grpc_host, self.port)
+        return ctx
+
+    async def stop(self) -> None:
+        """Stop taking calls, finish in-flight work, drain consumers, close connections."""
+        grace = self.settings.shutdown_grace_s
+        await self.grpc.stop(grace)
+        if self.ctx is not None:
+            for relay in self.ctx.relays:
+                relay.stop()
+            await asyncio.gather(*(c.drain() for c in self.ctx.consumers), return_exceptions=True)
+            for hook in self.ctx.shutdown_hooks:
+                with contextlib.suppress(Exception):
+                    await hook()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.bus is not None:
+            await self.bus.close()
+        if self.db is not None:
+            await self.db.dispose()
+        log.info("%s stopped", self.settings.service)
+
+
+def run_service(service: str, setup: Setup, *, interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
+    """Entry point of `backorder serve <service>`: runs until SIGTERM/SIGINT."""
+    settings = ServiceSettings.from_env(service)
+    configure_logging(service, settings.log_level)
+    if settings.metrics_port > 0:
+        start_http_server(settings.metrics_port, addr=settings.grpc_host)
+
+    async def main() -> None:
+        runner = ServiceRunner(settings, setup, interceptors=interceptors,
+                               migrate=env("BACKORDER_MIGRATE_ON_START", True, bool))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runner.start()
+        await stop.wait()
+        await runner.stop()
+
+    asyncio.run(main())
