@@ -1,0 +1,48 @@
+"""Gateway settings (read once at start-up)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.settings import DEFAULT_NATS_URL, Secret, env, peer_address
+
+PEERS = ("inventory", "catalog_sync", "storefront", "billing")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str
+    port: int
+    public_url: str
+    nats_url: str
+    bc_client_id: str
+    bc_client_secret: Secret
+    session_secret: Secret
+    peers: Mapping[str, str]
+    log_level: str
+    # Webhook intake answers 503 after this long without a JetStream ack.
+    publish_timeout_s: float
+    # Storefront origins allowed by CORS ("*" = any storefront).
+    storefront_cors_origins: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        port = env("BACKORDER_GATEWAY_PORT", 8000, int, environ=environ)
+        host = env("BACKORDER_GATEWAY_HOST", "127.0.0.1", environ=environ)
+        return cls(
+            host=host,
+            port=port,
+            public_url=env("BACKORDER_PUBLIC_URL", f"http://127.0.0.1:{port}", environ=environ).rstrip("/"),
+            nats_url=env("BACKORDER_NATS_URL", DEFAULT_NATS_URL, environ=environ),
+            bc_client_id=env("BACKORDER_BC_CLIENT_ID", "dev-client", environ=environ),
+            bc_client_secret=env("BACKORDER_BC_CLIENT_SECRET", Secret("dev-secret"), Secret, environ=environ),
+            session_secret=env("BACKORDER_SESSION_SECRET", Secret("dev-session-secret-change-me"), Secret,
+                               environ=environ),
+            peers={peer: peer_address(peer, environ) for peer in PEERS},
+            log_level=env("BACKORDER_LOG_LEVEL", "INFO", environ=environ),
+            publish_timeout_s=env("BACKORDER_WEBHOOK_PUBLISH_TIMEOUT_S", 5.0, float, environ=environ),
+            storefront_cors_origins=tuple(
+                o.strip() for o in env("BACKORDER_STOREFRONT_CORS_ORIGINS", "*", environ=environ).split(",") if o.strip()
+            ),
+        )
