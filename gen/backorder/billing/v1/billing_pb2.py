@@ -22,19 +22,64 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"backorder/billing/v1/billing.proto\x12\x14\x62\x61\x63korder.billing.v1\"+\n\x15GetEntitlementRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\"l\n\x16GetEntitlementResponse\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\x1d\n\x15max_assigned_products\x18\x03 \x01(\x03\x12\x11\n\tunlimited\x18\x04 \x01(\x08\x32}\n\x0e\x42illingService\x12k\n\x0eGetEntitlement\x12+.backorder.billing.v1.GetEntitlementRequest\x1a,.backorder.billing.v1.GetEntitlementResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"backorder/billing/v1/billing.proto\x12\x14\x62\x61\x63korder.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n\x05Money\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"\x92\x01\n\x04Plan\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1d\n\x15max_assigned_products\x18\x03 \x01(\x03\x12\x11\n\tunlimited\x18\x04 \x01(\x08\x12*\n\x05price\x18\x05 \x01(\x0b\x32\x1b.backorder.billing.v1.Money\x12\x10\n\x08interval\x18\x06 \x01(\t\"\x81\x01\n\rPendingChange\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x03\n\x06\x43harge\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\nstore_hash\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04plan\x18\x04 \x01(\t\x12\x11\n\tfrom_plan\x18\x05 \x01(\t\x12+\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x1b.backorder.billing.v1.Money\x12/\n\x0b\x63ycle_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcycle_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x61ys_charged\x18\t \x01(\x03\x12\x15\n\rdays_in_cycle\x18\n \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08provider\x18\r \x01(\t\x12\x1a\n\x12provider_reference\x18\x0e \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x0f \x01(\t\"y\n\x0cHistoryEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tfrom_plan\x18\x03 \x01(\t\x12\x0f\n\x07to_plan\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\"\x91\x03\n\x0cSubscription\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12(\n\x04plan\x18\x02 \x01(\x0b\x32\x1a.backorder.billing.v1.Plan\x12\x0e\n\x06status\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63ycle_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcycle_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x0epending_change\x18\x07 \x01(\x0b\x32#.backorder.billing.v1.PendingChange\x12\x31\n\x0blast_charge\x18\x08 \x01(\x0b\x32\x1c.backorder.billing.v1.Charge\x12\x33\n\x07history\x18\t \x03(\x0b\x32\".backorder.billing.v1.HistoryEntry\"+\n\x15GetEntitlementRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\"l\n\x16GetEntitlementResponse\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\x1d\n\x15max_assigned_products\x18\x03 \x01(\x03\x12\x11\n\tunlimited\x18\x04 \x01(\x08\"\x12\n\x10ListPlansRequest\">\n\x11ListPlansResponse\x12)\n\x05plans\x18\x01 \x03(\x0b\x32\x1a.backorder.billing.v1.Plan\",\n\x16GetSubscriptionRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\"S\n\x17GetSubscriptionResponse\x12\x38\n\x0csubscription\x18\x01 \x01(\x0b\x32\".backorder.billing.v1.Subscription\":\n\x16QuotePlanChangeRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\"\xcc\x02\n\x17QuotePlanChangeResponse\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tfrom_plan\x18\x02 \x01(\t\x12\x0f\n\x07to_plan\x18\x03 \x01(\t\x12+\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x1b.backorder.billing.v1.Money\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63ycle_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcycle_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x61ys_charged\x18\x08 \x01(\x03\x12\x15\n\rdays_in_cycle\x18\t \x01(\x03\x12\x13\n\x0b\x65xplanation\x18\n \x01(\t\"5\n\x11\x43hangePlanRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\"\xe9\x01\n\x12\x43hangePlanResponse\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12+\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x1b.backorder.billing.v1.Money\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06\x63harge\x18\x04 \x01(\x0b\x32\x1c.backorder.billing.v1.Charge\x12\x38\n\x0csubscription\x18\x05 \x01(\x0b\x32\".backorder.billing.v1.Subscription\"0\n\x1a\x43\x61ncelPendingChangeRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\"W\n\x1b\x43\x61ncelPendingChangeResponse\x12\x38\n\x0csubscription\x18\x01 \x01(\x0b\x32\".backorder.billing.v1.Subscription\"J\n\x12ListChargesRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tbefore_id\x18\x03 \x01(\x03\"D\n\x13ListChargesResponse\x12-\n\x07\x63harges\x18\x01 \x03(\x0b\x32\x1c.backorder.billing.v1.Charge\"M\n\x18StartSubscriptionRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\x12\x1d\n\x15merchant_account_uuid\x18\x02 \x01(\t\"f\n\x19StartSubscriptionResponse\x12\x38\n\x0csubscription\x18\x01 \x01(\x0b\x32\".backorder.billing.v1.Subscription\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\",\n\x16\x45ndSubscriptionRequest\x12\x12\n\nstore_hash\x18\x01 \x01(\t\"S\n\x17\x45ndSubscriptionResponse\x12\x38\n\x0csubscription\x18\x01 \x01(\x0b\x32\".backorder.billing.v1.Subscription2\xe2\x07\n\x0e\x42illingService\x12k\n\x0eGetEntitlement\x12+.backorder.billing.v1.GetEntitlementRequest\x1a,.backorder.billing.v1.GetEntitlementResponse\x12\\\n\tListPlans\x12&.backorder.billing.v1.ListPlansRequest\x1a\'.backorder.billing.v1.ListPlansResponse\x12n\n\x0fGetSubscription\x12,.backorder.billing.v1.GetSubscriptionRequest\x1a-.backorder.billing.v1.GetSubscriptionResponse\x12n\n\x0fQuotePlanChange\x12,.backorder.billing.v1.QuotePlanChangeRequest\x1a-.backorder.billing.v1.QuotePlanChangeResponse\x12_\n\nChangePlan\x12\'.backorder.billing.v1.ChangePlanRequest\x1a(.backorder.billing.v1.ChangePlanResponse\x12z\n\x13\x43\x61ncelPendingChange\x12\x30.backorder.billing.v1.CancelPendingChangeRequest\x1a\x31.backorder.billing.v1.CancelPendingChangeResponse\x12\x62\n\x0bListCharges\x12(.backorder.billing.v1.ListChargesRequest\x1a).backorder.billing.v1.ListChargesResponse\x12t\n\x11StartSubscription\x12..backorder.billing.v1.StartSubscriptionRequest\x1a/.backorder.billing.v1.StartSubscriptionResponse\x12n\n\x0f\x45ndSubscription\x12,.backorder.billing.v1.EndSubscriptionRequest\x1a-.backorder.billing.v1.EndSubscriptionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'backorder.billing.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETENTITLEMENTREQUEST']._serialized_start=60
-  _globals['_GETENTITLEMENTREQUEST']._serialized_end=103
-  _globals['_GETENTITLEMENTRESPONSE']._serialized_start=105
-  _globals['_GETENTITLEMENTRESPONSE']._serialized_end=213
-  _globals['_BILLINGSERVICE']._serialized_start=215
-  _globals['_BILLINGSERVICE']._serialized_end=340
+  _globals['_MONEY']._serialized_start=93
+  _globals['_MONEY']._serialized_end=140
+  _globals['_PLAN']._serialized_start=143
+  _globals['_PLAN']._serialized_end=289
+  _globals['_PENDINGCHANGE']._serialized_start=292
+  _globals['_PENDINGCHANGE']._serialized_end=421
+  _globals['_CHARGE']._serialized_start=424
+  _globals['_CHARGE']._serialized_end=834
+  _globals['_HISTORYENTRY']._serialized_start=836
+  _globals['_HISTORYENTRY']._serialized_end=957
+  _globals['_SUBSCRIPTION']._serialized_start=960
+  _globals['_SUBSCRIPTION']._serialized_end=1361
+  _globals['_GETENTITLEMENTREQUEST']._serialized_start=1363
+  _globals['_GETENTITLEMENTREQUEST']._serialized_end=1406
+  _globals['_GETENTITLEMENTRESPONSE']._serialized_start=1408
+  _globals['_GETENTITLEMENTRESPONSE']._serialized_end=1516
+  _globals['_LISTPLANSREQUEST']._serialized_start=1518
+  _globals['_LISTPLANSREQUEST']._serialized_end=1536
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1538
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1600
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1602
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1646
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1648
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1731
+  _globals['_QUOTEPLANCHANGEREQUEST']._serialized_start=1733
+  _globals['_QUOTEPLANCHANGEREQUEST']._serialized_end=1791
+  _globals['_QUOTEPLANCHANGERESPONSE']._serialized_start=1794
+  _globals['_QUOTEPLANCHANGERESPONSE']._serialized_end=2126
+  _globals['_CHANGEPLANREQUEST']._serialized_start=2128
+  _globals['_CHANGEPLANREQUEST']._serialized_end=2181
+  _globals['_CHANGEPLANRESPONSE']._serialized_start=2184
+  _globals['_CHANGEPLANRESPONSE']._serialized_end=2417
+  _globals['_CANCELPENDINGCHANGEREQUEST']._serialized_start=2419
+  _globals['_CANCELPENDINGCHANGEREQUEST']._serialized_end=2467
+  _globals['_CANCELPENDINGCHANGERESPONSE']._serialized_start=2469
+  _globals['_CANCELPENDINGCHANGERESPONSE']._serialized_end=2556
+  _globals['_LISTCHARGESREQUEST']._serialized_start=2558
+  _globals['_LISTCHARGESREQUEST']._serialized_end=2632
+  _globals['_LISTCHARGESRESPONSE']._serialized_start=2634
+  _globals['_LISTCHARGESRESPONSE']._serialized_end=2702
+  _globals['_STARTSUBSCRIPTIONREQUEST']._serialized_start=2704
+  _globals['_STARTSUBSCRIPTIONREQUEST']._serialized_end=2781
+  _globals['_STARTSUBSCRIPTIONRESPONSE']._serialized_start=2783
+  _globals['_STARTSUBSCRIPTIONRESPONSE']._serialized_end=2885
+  _globals['_ENDSUBSCRIPTIONREQUEST']._serialized_start=2887
+  _globals['_ENDSUBSCRIPTIONREQUEST']._serialized_end=2931
+  _globals['_ENDSUBSCRIPTIONRESPONSE']._serialized_start=2933
+  _globals['_ENDSUBSCRIPTIONRESPONSE']._serialized_end=3016
+  _globals['_BILLINGSERVICE']._serialized_start=3019
+  _globals['_BILLINGSERVICE']._serialized_end=4013
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -15,6 +18,265 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class Money(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_CENTS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    amount_cents: _builtins.int
+    currency: _builtins.str
+    """ISO 4217, "USD"."""
+    def __init__(
+        self,
+        *,
+        amount_cents: _builtins.int = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "currency", b"currency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Money: _TypeAlias = Money  # noqa: Y015
+
+@_typing.final
+class Plan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MAX_ASSIGNED_PRODUCTS_FIELD_NUMBER: _builtins.int
+    UNLIMITED_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Stable code, e.g. "free", "starter", "growth", "unlimited"."""
+    name: _builtins.str
+    """Display name, e.g. "Starter"."""
+    max_assigned_products: _builtins.int
+    """Maximum number of assigned products; ignored when unlimited is true."""
+    unlimited: _builtins.bool
+    interval: _builtins.str
+    """"month"."""
+    @_builtins.property
+    def price(self) -> Global___Money:
+        """Price per monthly cycle."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        max_assigned_products: _builtins.int = ...,
+        unlimited: _builtins.bool = ...,
+        price: Global___Money | None = ...,
+        interval: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "interval", b"interval", "max_assigned_products", b"max_assigned_products", "name", b"name", "price", b"price", "unlimited", b"unlimited"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class PendingChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    plan: _builtins.str
+    """Plan code that takes over at effective_at."""
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        plan: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "plan", b"plan", "requested_at", b"requested_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingChange: _TypeAlias = PendingChange  # noqa: Y015
+
+@_typing.final
+class Charge(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    FROM_PLAN_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CYCLE_START_FIELD_NUMBER: _builtins.int
+    CYCLE_END_FIELD_NUMBER: _builtins.int
+    DAYS_CHARGED_FIELD_NUMBER: _builtins.int
+    DAYS_IN_CYCLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    PROVIDER_REFERENCE_FIELD_NUMBER: _builtins.int
+    CHECKOUT_URL_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    store_hash: _builtins.str
+    kind: _builtins.str
+    """"cycle" (a cycle's price, charged at its start) | "proration" (an upgrade's difference)."""
+    plan: _builtins.str
+    """Plan charged for."""
+    from_plan: _builtins.str
+    """For prorations: the plan upgraded from."""
+    days_charged: _builtins.int
+    """Days billed and days in the cycle (proration = price difference * days_charged / days_in_cycle)."""
+    days_in_cycle: _builtins.int
+    description: _builtins.str
+    provider: _builtins.str
+    """"none" | "unified"."""
+    provider_reference: _builtins.str
+    """Provider's id for the charge (checkout id); empty for the no-charge provider."""
+    checkout_url: _builtins.str
+    """Where the merchant confirms the payment (Unified Billing checkout); empty when none is needed."""
+    @_builtins.property
+    def amount(self) -> Global___Money: ...
+    @_builtins.property
+    def cycle_start(self) -> _timestamp_pb2.Timestamp:
+        """The billing cycle the charge belongs to."""
+
+    @_builtins.property
+    def cycle_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        store_hash: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        plan: _builtins.str = ...,
+        from_plan: _builtins.str = ...,
+        amount: Global___Money | None = ...,
+        cycle_start: _timestamp_pb2.Timestamp | None = ...,
+        cycle_end: _timestamp_pb2.Timestamp | None = ...,
+        days_charged: _builtins.int = ...,
+        days_in_cycle: _builtins.int = ...,
+        description: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        provider: _builtins.str = ...,
+        provider_reference: _builtins.str = ...,
+        checkout_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "cycle_end", b"cycle_end", "cycle_start", b"cycle_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "checkout_url", b"checkout_url", "created_at", b"created_at", "cycle_end", b"cycle_end", "cycle_start", b"cycle_start", "days_charged", b"days_charged", "days_in_cycle", b"days_in_cycle", "description", b"description", "from_plan", b"from_plan", "id", b"id", "kind", b"kind", "plan", b"plan", "provider", b"provider", "provider_reference", b"provider_reference", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Charge: _TypeAlias = Charge  # noqa: Y015
+
+@_typing.final
+class HistoryEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FROM_PLAN_FIELD_NUMBER: _builtins.int
+    TO_PLAN_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"start" | "upgrade" | "downgrade_scheduled" | "downgrade_cancelled" | "downgrade_applied"
+    | "renewal" | "end"
+    """
+    from_plan: _builtins.str
+    to_plan: _builtins.str
+    message: _builtins.str
+    """Human-readable: what happened and why (shown to the merchant)."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        kind: _builtins.str = ...,
+        from_plan: _builtins.str = ...,
+        to_plan: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "from_plan", b"from_plan", "kind", b"kind", "message", b"message", "to_plan", b"to_plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
+
+@_typing.final
+class Subscription(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    CYCLE_START_FIELD_NUMBER: _builtins.int
+    CYCLE_END_FIELD_NUMBER: _builtins.int
+    PENDING_CHANGE_FIELD_NUMBER: _builtins.int
+    LAST_CHARGE_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    status: _builtins.str
+    """"active" | "ended" | "none" (never started: treated as Free)."""
+    @_builtins.property
+    def plan(self) -> Global___Plan: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def cycle_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def cycle_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def pending_change(self) -> Global___PendingChange:
+        """Set when a downgrade is scheduled."""
+
+    @_builtins.property
+    def last_charge(self) -> Global___Charge:
+        """Newest charge, if any."""
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]:
+        """Newest first, at most 50 entries."""
+
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+        plan: Global___Plan | None = ...,
+        status: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        cycle_start: _timestamp_pb2.Timestamp | None = ...,
+        cycle_end: _timestamp_pb2.Timestamp | None = ...,
+        pending_change: Global___PendingChange | None = ...,
+        last_charge: Global___Charge | None = ...,
+        history: _abc.Iterable[Global___HistoryEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cycle_end", b"cycle_end", "cycle_start", b"cycle_start", "last_charge", b"last_charge", "pending_change", b"pending_change", "plan", b"plan", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cycle_end", b"cycle_end", "cycle_start", b"cycle_start", "history", b"history", "last_charge", b"last_charge", "pending_change", b"pending_change", "plan", b"plan", "started_at", b"started_at", "status", b"status", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
 
 @_typing.final
 class GetEntitlementRequest(_message.Message):
@@ -64,3 +326,391 @@ class GetEntitlementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetEntitlementResponse: _TypeAlias = GetEntitlementResponse  # noqa: Y015
+
+@_typing.final
+class ListPlansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
+
+@_typing.final
+class ListPlansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]: ...
+    def __init__(
+        self,
+        *,
+        plans: _abc.Iterable[Global___Plan] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plans", b"plans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionResponse: _TypeAlias = GetSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class QuotePlanChangeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    plan: _builtins.str
+    """Target plan code."""
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+        plan: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotePlanChangeRequest: _TypeAlias = QuotePlanChangeRequest  # noqa: Y015
+
+@_typing.final
+class QuotePlanChangeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    FROM_PLAN_FIELD_NUMBER: _builtins.int
+    TO_PLAN_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    CYCLE_START_FIELD_NUMBER: _builtins.int
+    CYCLE_END_FIELD_NUMBER: _builtins.int
+    DAYS_CHARGED_FIELD_NUMBER: _builtins.int
+    DAYS_IN_CYCLE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"upgrade" | "downgrade" | "cancel_pending" (target is the current plan and a downgrade is pending)."""
+    from_plan: _builtins.str
+    to_plan: _builtins.str
+    days_charged: _builtins.int
+    days_in_cycle: _builtins.int
+    explanation: _builtins.str
+    """Human-readable explanation of the amount."""
+    @_builtins.property
+    def amount(self) -> Global___Money:
+        """Charged now (upgrades); zero for downgrades."""
+
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Upgrades: now; downgrades: the end of the current cycle."""
+
+    @_builtins.property
+    def cycle_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def cycle_end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        from_plan: _builtins.str = ...,
+        to_plan: _builtins.str = ...,
+        amount: Global___Money | None = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        cycle_start: _timestamp_pb2.Timestamp | None = ...,
+        cycle_end: _timestamp_pb2.Timestamp | None = ...,
+        days_charged: _builtins.int = ...,
+        days_in_cycle: _builtins.int = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "cycle_end", b"cycle_end", "cycle_start", b"cycle_start", "effective_at", b"effective_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "cycle_end", b"cycle_end", "cycle_start", b"cycle_start", "days_charged", b"days_charged", "days_in_cycle", b"days_in_cycle", "effective_at", b"effective_at", "explanation", b"explanation", "from_plan", b"from_plan", "kind", b"kind", "to_plan", b"to_plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotePlanChangeResponse: _TypeAlias = QuotePlanChangeResponse  # noqa: Y015
+
+@_typing.final
+class ChangePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    plan: _builtins.str
+    """Target plan code."""
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+        plan: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePlanRequest: _TypeAlias = ChangePlanRequest  # noqa: Y015
+
+@_typing.final
+class ChangePlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"upgrade" | "downgrade" | "cancel_pending"."""
+    @_builtins.property
+    def amount(self) -> Global___Money:
+        """The amount charged now (zero for downgrades)."""
+
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def charge(self) -> Global___Charge:
+        """The proration charge (upgrades only)."""
+
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        amount: Global___Money | None = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        charge: Global___Charge | None = ...,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "charge", b"charge", "effective_at", b"effective_at", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "charge", b"charge", "effective_at", b"effective_at", "kind", b"kind", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePlanResponse: _TypeAlias = ChangePlanResponse  # noqa: Y015
+
+@_typing.final
+class CancelPendingChangeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelPendingChangeRequest: _TypeAlias = CancelPendingChangeRequest  # noqa: Y015
+
+@_typing.final
+class CancelPendingChangeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelPendingChangeResponse: _TypeAlias = CancelPendingChangeResponse  # noqa: Y015
+
+@_typing.final
+class ListChargesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    BEFORE_ID_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    limit: _builtins.int
+    """1..200, default 50."""
+    before_id: _builtins.int
+    """Return charges with id < before_id (0 = from the newest)."""
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        before_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_id", b"before_id", "limit", b"limit", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargesRequest: _TypeAlias = ListChargesRequest  # noqa: Y015
+
+@_typing.final
+class ListChargesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
+    def __init__(
+        self,
+        *,
+        charges: _abc.Iterable[Global___Charge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargesResponse: _TypeAlias = ListChargesResponse  # noqa: Y015
+
+@_typing.final
+class StartSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    MERCHANT_ACCOUNT_UUID_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    merchant_account_uuid: _builtins.str
+    """The merchant's BigCommerce account UUID (from GET /v2/store), needed by Unified Billing checkouts."""
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+        merchant_account_uuid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_account_uuid", b"merchant_account_uuid", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSubscriptionRequest: _TypeAlias = StartSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class StartSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """False when an active subscription already existed."""
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSubscriptionResponse: _TypeAlias = StartSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class EndSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndSubscriptionRequest: _TypeAlias = EndSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class EndSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndSubscriptionResponse: _TypeAlias = EndSubscriptionResponse  # noqa: Y015

@@ -26,8 +26,11 @@ if _version_not_supported:
 
 
 class BillingServiceStub:
-    """BillingService owns plans, subscriptions and charges. (Contract seed written by the lead:
-    the billing engineer extends this file; GetEntitlement's shape is relied on by inventory.)
+    """BillingService owns plans, subscriptions and charges (docs/billing.md).
+    Money is always integer cents plus an ISO currency ("USD").
+    Errors: unknown store/plan names are INVALID_ARGUMENT (code validation_failed, details
+    name the field) or NOT_FOUND; a change to the current plan is FAILED_PRECONDITION
+    (code already_on_plan); a concurrent change is ABORTED (code conflict).
     """
 
     def __init__(self, channel):
@@ -41,15 +44,117 @@ class BillingServiceStub:
                 request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetEntitlementRequest.SerializeToString,
                 response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetEntitlementResponse.FromString,
                 _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/ListPlans',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.GetSubscription = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/GetSubscription',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.QuotePlanChange = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/QuotePlanChange',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.QuotePlanChangeRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.QuotePlanChangeResponse.FromString,
+                _registered_method=True)
+        self.ChangePlan = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/ChangePlan',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.FromString,
+                _registered_method=True)
+        self.CancelPendingChange = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/CancelPendingChange',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.CancelPendingChangeRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.CancelPendingChangeResponse.FromString,
+                _registered_method=True)
+        self.ListCharges = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/ListCharges',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListChargesRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListChargesResponse.FromString,
+                _registered_method=True)
+        self.StartSubscription = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/StartSubscription',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.StartSubscriptionRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.StartSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.EndSubscription = channel.unary_unary(
+                '/backorder.billing.v1.BillingService/EndSubscription',
+                request_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.EndSubscriptionRequest.SerializeToString,
+                response_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.EndSubscriptionResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
-    """BillingService owns plans, subscriptions and charges. (Contract seed written by the lead:
-    the billing engineer extends this file; GetEntitlement's shape is relied on by inventory.)
+    """BillingService owns plans, subscriptions and charges (docs/billing.md).
+    Money is always integer cents plus an ISO currency ("USD").
+    Errors: unknown store/plan names are INVALID_ARGUMENT (code validation_failed, details
+    name the field) or NOT_FOUND; a change to the current plan is FAILED_PRECONDITION
+    (code already_on_plan); a concurrent change is ABORTED (code conflict).
     """
 
     def GetEntitlement(self, request, context):
         """How many products the store may assign right now (its current plan's limit).
+        A store without a subscription (or with an ended one) is treated as Free. Reflects an
+        upgrade as soon as ChangePlan has returned; a due downgrade as soon as its time passed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """The plan catalogue, cheapest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscription(self, request, context):
+        """The store's subscription: plan, cycle, pending downgrade, last charge, history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuotePlanChange(self, request, context):
+        """What ChangePlan would do right now (kind, prorated amount, effective date), without doing it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePlan(self, request, context):
+        """Upgrade now with a prorated charge, or schedule a downgrade for the end of the cycle.
+        Choosing the current plan while a downgrade is pending cancels that downgrade.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelPendingChange(self, request, context):
+        """Cancel a scheduled downgrade (FAILED_PRECONDITION no_pending_change when there is none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCharges(self, request, context):
+        """The store's charges ledger, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartSubscription(self, request, context):
+        """Start the store on Free (called at install). Idempotent: an active subscription is returned as is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndSubscription(self, request, context):
+        """End the subscription (uninstall). Idempotent. The store is then treated as Free.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -63,6 +168,46 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetEntitlementRequest.FromString,
                     response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetEntitlementResponse.SerializeToString,
             ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.GetSubscriptionResponse.SerializeToString,
+            ),
+            'QuotePlanChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuotePlanChange,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.QuotePlanChangeRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.QuotePlanChangeResponse.SerializeToString,
+            ),
+            'ChangePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePlan,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.SerializeToString,
+            ),
+            'CancelPendingChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPendingChange,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.CancelPendingChangeRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.CancelPendingChangeResponse.SerializeToString,
+            ),
+            'ListCharges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCharges,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListChargesRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.ListChargesResponse.SerializeToString,
+            ),
+            'StartSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSubscription,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.StartSubscriptionRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.StartSubscriptionResponse.SerializeToString,
+            ),
+            'EndSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSubscription,
+                    request_deserializer=backorder_dot_billing_dot_v1_dot_billing__pb2.EndSubscriptionRequest.FromString,
+                    response_serializer=backorder_dot_billing_dot_v1_dot_billing__pb2.EndSubscriptionResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'backorder.billing.v1.BillingService', rpc_method_handlers)
@@ -72,8 +217,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BillingService:
-    """BillingService owns plans, subscriptions and charges. (Contract seed written by the lead:
-    the billing engineer extends this file; GetEntitlement's shape is relied on by inventory.)
+    """BillingService owns plans, subscriptions and charges (docs/billing.md).
+    Money is always integer cents plus an ISO currency ("USD").
+    Errors: unknown store/plan names are INVALID_ARGUMENT (code validation_failed, details
+    name the field) or NOT_FOUND; a change to the current plan is FAILED_PRECONDITION
+    (code already_on_plan); a concurrent change is ABORTED (code conflict).
     """
 
     @staticmethod
@@ -93,6 +241,222 @@ class BillingService:
             '/backorder.billing.v1.BillingService/GetEntitlement',
             backorder_dot_billing_dot_v1_dot_billing__pb2.GetEntitlementRequest.SerializeToString,
             backorder_dot_billing_dot_v1_dot_billing__pb2.GetEntitlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/ListPlans',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/GetSubscription',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.GetSubscriptionRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.GetSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuotePlanChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/QuotePlanChange',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.QuotePlanChangeRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.QuotePlanChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/ChangePlan',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelPendingChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/CancelPendingChange',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.CancelPendingChangeRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.CancelPendingChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCharges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/ListCharges',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.ListChargesRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.ListChargesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/StartSubscription',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.StartSubscriptionRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.StartSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.billing.v1.BillingService/EndSubscription',
+            backorder_dot_billing_dot_v1_dot_billing__pb2.EndSubscriptionRequest.SerializeToString,
+            backorder_dot_billing_dot_v1_dot_billing__pb2.EndSubscriptionResponse.FromString,
             options,
             channel_credentials,
             insecure,

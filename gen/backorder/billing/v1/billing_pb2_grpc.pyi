@@ -27,8 +27,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BillingServiceStub:
-    """BillingService owns plans, subscriptions and charges. (Contract seed written by the lead:
-    the billing engineer extends this file; GetEntitlement's shape is relied on by inventory.)
+    """BillingService owns plans, subscriptions and charges (docs/billing.md).
+    Money is always integer cents plus an ISO currency ("USD").
+    Errors: unknown store/plan names are INVALID_ARGUMENT (code validation_failed, details
+    name the field) or NOT_FOUND; a change to the current plan is FAILED_PRECONDITION
+    (code already_on_plan); a concurrent change is ABORTED (code conflict).
     """
 
     @_typing.overload
@@ -36,21 +39,69 @@ class BillingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BillingServiceAsyncStub: ...
     GetEntitlement: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetEntitlementRequest, _billing_pb2.GetEntitlementResponse]
-    """How many products the store may assign right now (its current plan's limit)."""
+    """How many products the store may assign right now (its current plan's limit).
+    A store without a subscription (or with an ended one) is treated as Free. Reflects an
+    upgrade as soon as ChangePlan has returned; a due downgrade as soon as its time passed.
+    """
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListPlansRequest, _billing_pb2.ListPlansResponse]
+    """The plan catalogue, cheapest first."""
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]
+    """The store's subscription: plan, cycle, pending downgrade, last charge, history."""
+    QuotePlanChange: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuotePlanChangeRequest, _billing_pb2.QuotePlanChangeResponse]
+    """What ChangePlan would do right now (kind, prorated amount, effective date), without doing it."""
+    ChangePlan: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ChangePlanRequest, _billing_pb2.ChangePlanResponse]
+    """Upgrade now with a prorated charge, or schedule a downgrade for the end of the cycle.
+    Choosing the current plan while a downgrade is pending cancels that downgrade.
+    """
+    CancelPendingChange: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CancelPendingChangeRequest, _billing_pb2.CancelPendingChangeResponse]
+    """Cancel a scheduled downgrade (FAILED_PRECONDITION no_pending_change when there is none)."""
+    ListCharges: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListChargesRequest, _billing_pb2.ListChargesResponse]
+    """The store's charges ledger, newest first."""
+    StartSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.StartSubscriptionRequest, _billing_pb2.StartSubscriptionResponse]
+    """Start the store on Free (called at install). Idempotent: an active subscription is returned as is."""
+    EndSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.EndSubscriptionRequest, _billing_pb2.EndSubscriptionResponse]
+    """End the subscription (uninstall). Idempotent. The store is then treated as Free."""
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
-    """BillingService owns plans, subscriptions and charges. (Contract seed written by the lead:
-    the billing engineer extends this file; GetEntitlement's shape is relied on by inventory.)
+    """BillingService owns plans, subscriptions and charges (docs/billing.md).
+    Money is always integer cents plus an ISO currency ("USD").
+    Errors: unknown store/plan names are INVALID_ARGUMENT (code validation_failed, details
+    name the field) or NOT_FOUND; a change to the current plan is FAILED_PRECONDITION
+    (code already_on_plan); a concurrent change is ABORTED (code conflict).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetEntitlement: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetEntitlementRequest, _billing_pb2.GetEntitlementResponse]  # type: ignore[assignment]
-    """How many products the store may assign right now (its current plan's limit)."""
+    """How many products the store may assign right now (its current plan's limit).
+    A store without a subscription (or with an ended one) is treated as Free. Reflects an
+    upgrade as soon as ChangePlan has returned; a due downgrade as soon as its time passed.
+    """
+    ListPlans: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPlansRequest, _billing_pb2.ListPlansResponse]  # type: ignore[assignment]
+    """The plan catalogue, cheapest first."""
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
+    """The store's subscription: plan, cycle, pending downgrade, last charge, history."""
+    QuotePlanChange: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuotePlanChangeRequest, _billing_pb2.QuotePlanChangeResponse]  # type: ignore[assignment]
+    """What ChangePlan would do right now (kind, prorated amount, effective date), without doing it."""
+    ChangePlan: _aio.UnaryUnaryMultiCallable[_billing_pb2.ChangePlanRequest, _billing_pb2.ChangePlanResponse]  # type: ignore[assignment]
+    """Upgrade now with a prorated charge, or schedule a downgrade for the end of the cycle.
+    Choosing the current plan while a downgrade is pending cancels that downgrade.
+    """
+    CancelPendingChange: _aio.UnaryUnaryMultiCallable[_billing_pb2.CancelPendingChangeRequest, _billing_pb2.CancelPendingChangeResponse]  # type: ignore[assignment]
+    """Cancel a scheduled downgrade (FAILED_PRECONDITION no_pending_change when there is none)."""
+    ListCharges: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListChargesRequest, _billing_pb2.ListChargesResponse]  # type: ignore[assignment]
+    """The store's charges ledger, newest first."""
+    StartSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.StartSubscriptionRequest, _billing_pb2.StartSubscriptionResponse]  # type: ignore[assignment]
+    """Start the store on Free (called at install). Idempotent: an active subscription is returned as is."""
+    EndSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.EndSubscriptionRequest, _billing_pb2.EndSubscriptionResponse]  # type: ignore[assignment]
+    """End the subscription (uninstall). Idempotent. The store is then treated as Free."""
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """BillingService owns plans, subscriptions and charges. (Contract seed written by the lead:
-    the billing engineer extends this file; GetEntitlement's shape is relied on by inventory.)
+    """BillingService owns plans, subscriptions and charges (docs/billing.md).
+    Money is always integer cents plus an ISO currency ("USD").
+    Errors: unknown store/plan names are INVALID_ARGUMENT (code validation_failed, details
+    name the field) or NOT_FOUND; a change to the current plan is FAILED_PRECONDITION
+    (code already_on_plan); a concurrent change is ABORTED (code conflict).
     """
 
     @_abc_1.abstractmethod
@@ -59,6 +110,75 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetEntitlementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetEntitlementResponse, _abc.Awaitable[_billing_pb2.GetEntitlementResponse]]:
-        """How many products the store may assign right now (its current plan's limit)."""
+        """How many products the store may assign right now (its current plan's limit).
+        A store without a subscription (or with an ended one) is treated as Free. Reflects an
+        upgrade as soon as ChangePlan has returned; a due downgrade as soon as its time passed.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _billing_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListPlansResponse, _abc.Awaitable[_billing_pb2.ListPlansResponse]]:
+        """The plan catalogue, cheapest first."""
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _billing_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetSubscriptionResponse, _abc.Awaitable[_billing_pb2.GetSubscriptionResponse]]:
+        """The store's subscription: plan, cycle, pending downgrade, last charge, history."""
+
+    @_abc_1.abstractmethod
+    def QuotePlanChange(
+        self,
+        request: _billing_pb2.QuotePlanChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.QuotePlanChangeResponse, _abc.Awaitable[_billing_pb2.QuotePlanChangeResponse]]:
+        """What ChangePlan would do right now (kind, prorated amount, effective date), without doing it."""
+
+    @_abc_1.abstractmethod
+    def ChangePlan(
+        self,
+        request: _billing_pb2.ChangePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ChangePlanResponse, _abc.Awaitable[_billing_pb2.ChangePlanResponse]]:
+        """Upgrade now with a prorated charge, or schedule a downgrade for the end of the cycle.
+        Choosing the current plan while a downgrade is pending cancels that downgrade.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelPendingChange(
+        self,
+        request: _billing_pb2.CancelPendingChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CancelPendingChangeResponse, _abc.Awaitable[_billing_pb2.CancelPendingChangeResponse]]:
+        """Cancel a scheduled downgrade (FAILED_PRECONDITION no_pending_change when there is none)."""
+
+    @_abc_1.abstractmethod
+    def ListCharges(
+        self,
+        request: _billing_pb2.ListChargesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListChargesResponse, _abc.Awaitable[_billing_pb2.ListChargesResponse]]:
+        """The store's charges ledger, newest first."""
+
+    @_abc_1.abstractmethod
+    def StartSubscription(
+        self,
+        request: _billing_pb2.StartSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.StartSubscriptionResponse, _abc.Awaitable[_billing_pb2.StartSubscriptionResponse]]:
+        """Start the store on Free (called at install). Idempotent: an active subscription is returned as is."""
+
+    @_abc_1.abstractmethod
+    def EndSubscription(
+        self,
+        request: _billing_pb2.EndSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.EndSubscriptionResponse, _abc.Awaitable[_billing_pb2.EndSubscriptionResponse]]:
+        """End the subscription (uninstall). Idempotent. The store is then treated as Free."""
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
