@@ -704,17 +704,22 @@ class CartLine(_message.Message):
 
     PRODUCT_ID_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    IN_CART_QTY_FIELD_NUMBER: _builtins.int
     product_id: _builtins.int
     quantity: _builtins.int
+    """Units being added (product page) or in the line (cart page)."""
+    in_cart_qty: _builtins.int
+    """Units of this product already in the cart before this line (product page add-to-cart)."""
     def __init__(
         self,
         *,
         product_id: _builtins.int = ...,
         quantity: _builtins.int = ...,
+        in_cart_qty: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["product_id", b"product_id", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_cart_qty", b"in_cart_qty", "product_id", b"product_id", "quantity", b"quantity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -106,8 +106,8 @@ class StorefrontServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetProductView(self, request, context):
-        """One product's view; a product with no state is returned with assigned = false.
-        NOT_FOUND only for a malformed store hash.
+        """One product's view; a product with no state (never assigned) or unassigned is returned
+        with assigned = false. NOT_FOUND for an unknown store (no settings and no product state).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -47,8 +47,8 @@ class StorefrontServiceStub:
     ListThemes: _grpc.UnaryUnaryMultiCallable[_storefront_pb2.ListThemesRequest, _storefront_pb2.ListThemesResponse]
     """The theme collection (each theme with its supported versions and DOM selectors)."""
     GetProductView: _grpc.UnaryUnaryMultiCallable[_storefront_pb2.GetProductViewRequest, _storefront_pb2.GetProductViewResponse]
-    """One product's view; a product with no state is returned with assigned = false.
-    NOT_FOUND only for a malformed store hash.
+    """One product's view; a product with no state (never assigned) or unassigned is returned
+    with assigned = false. NOT_FOUND for an unknown store (no settings and no product state).
     """
     GetProductViews: _grpc.UnaryUnaryMultiCallable[_storefront_pb2.GetProductViewsRequest, _storefront_pb2.GetProductViewsResponse]
     """Many products' views in one call (same order as asked; unknown ones have assigned = false)."""
@@ -76,8 +76,8 @@ class StorefrontServiceAsyncStub(StorefrontServiceStub):
     ListThemes: _aio.UnaryUnaryMultiCallable[_storefront_pb2.ListThemesRequest, _storefront_pb2.ListThemesResponse]  # type: ignore[assignment]
     """The theme collection (each theme with its supported versions and DOM selectors)."""
     GetProductView: _aio.UnaryUnaryMultiCallable[_storefront_pb2.GetProductViewRequest, _storefront_pb2.GetProductViewResponse]  # type: ignore[assignment]
-    """One product's view; a product with no state is returned with assigned = false.
-    NOT_FOUND only for a malformed store hash.
+    """One product's view; a product with no state (never assigned) or unassigned is returned
+    with assigned = false. NOT_FOUND for an unknown store (no settings and no product state).
     """
     GetProductViews: _aio.UnaryUnaryMultiCallable[_storefront_pb2.GetProductViewsRequest, _storefront_pb2.GetProductViewsResponse]  # type: ignore[assignment]
     """Many products' views in one call (same order as asked; unknown ones have assigned = false)."""
@@ -126,8 +126,8 @@ class StorefrontServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _storefront_pb2.GetProductViewRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_storefront_pb2.GetProductViewResponse, _abc.Awaitable[_storefront_pb2.GetProductViewResponse]]:
-        """One product's view; a product with no state is returned with assigned = false.
-        NOT_FOUND only for a malformed store hash.
+        """One product's view; a product with no state (never assigned) or unassigned is returned
+        with assigned = false. NOT_FOUND for an unknown store (no settings and no product state).
         """
 
     @_abc_1.abstractmethod
