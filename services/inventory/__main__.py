@@ -1,0 +1,3 @@
+from services.inventory.server import main
+
+main()

@@ -1,0 +1,340 @@
+"""Queries on the inventory tables. Locks are always taken in primary-key order.
+
+On PostgreSQL `FOR UPDATE` row locks serialize writers per product; on SQLite every
+write transaction already holds the database write lock (BEGIN IMMEDIATE), so the
+same statements are correct there too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.db import insert_ignore
+from services.inventory import domain
+from services.inventory.tables import (
+    api_tokens,
+    assigned_products,
+    backorder_report,
+    stock_ledger,
+    store_settings,
+)
+
+P = assigned_products
+L = stock_ledger
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class ProductRow:
+    """An assigned product as loaded (and then changed in memory before it is written back)."""
+
+    id: int
+    store_hash: str
+    product_id: int
+    name: str
+    sku: str
+    stock: int
+    threshold: int | None
+    incoming_stock: int
+    back_in_stock_date: dt.date | None
+    category_key: str
+    brand_id: int
+    version: int
+    assigned_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ProductRow:
+        mapping = row._mapping
+        values = {f.name: mapping[f.name] for f in fields(cls)}
+        values["assigned_at"] = as_utc(values["assigned_at"])
+        values["updated_at"] = as_utc(values["updated_at"])
+        return cls(**values)
+
+    @property
+    def salable(self) -> int | None:
+        return domain.salable_qty(self.stock, self.threshold)
+
+
+PRODUCT_COLUMNS = [P.c[f.name] for f in fields(ProductRow)]
+
+
+def product_level() -> Any:
+    """Today's rows are product-level: no variant, no location."""
+    return and_(P.c.variant_id.is_(None), P.c.location_id.is_(None))
+
+
+@dataclass(frozen=True)
+class StoreSettingsRow:
+    store_hash: str
+    low_stock_level: int = 0
+    return_stock_on_cancel: bool = True
+    keep_assigned_when_tracking_enabled: bool = False
+    timezone: str = "UTC"
+
+
+async def get_settings(conn: AsyncConnection, store_hash: str) -> StoreSettingsRow:
+    row = (await conn.execute(select(store_settings).where(store_settings.c.store_hash == store_hash))).first()
+    if row is None:
+        return StoreSettingsRow(store_hash)
+    return StoreSettingsRow(row.store_hash, row.low_stock_level, bool(row.return_stock_on_cancel),
+                            bool(row.keep_assigned_when_tracking_enabled), row.timezone)
+
+
+async def get_settings_many(conn: AsyncConnection, store_hashes: Iterable[str]) -> dict[str, StoreSettingsRow]:
+    wanted = set(store_hashes)
+    found = {s: StoreSettingsRow(s) for s in wanted}
+    rows = (await conn.execute(select(store_settings).where(store_settings.c.store_hash.in_(wanted)))).all()
+    for row in rows:
+        found[row.store_hash] = StoreSettingsRow(row.store_hash, row.low_stock_level, bool(row.return_stock_on_cancel),
+                                                 bool(row.keep_assigned_when_tracking_enabled), row.timezone)
+    return found
+
+
+async def lock_store(conn: AsyncConnection, dialect: str, store_hash: str) -> StoreSettingsRow:
+    """Create the store's settings row if needed and lock it FOR UPDATE.
+
+    This row is the per-store mutex that serializes assignments, so two concurrent assigns
+    at the plan limit cannot both pass the count check.
+    """
+    await conn.execute(insert_ignore(dialect, store_settings, ["store_hash"]).values(
+        store_hash=store_hash, updated_at=utcnow()))
+    row = (await conn.execute(
+        select(store_settings).where(store_settings.c.store_hash == store_hash).with_for_update()
+    )).one()
+    return StoreSettingsRow(row.store_hash, row.low_stock_level, bool(row.return_stock_on_cancel),
+                            bool(row.keep_assigned_when_tracking_enabled), row.timezone)
+
+
+async def save_settings(conn: AsyncConnection, settings: StoreSettingsRow) -> None:
+    await conn.execute(update(store_settings).where(store_settings.c.store_hash == settings.store_hash).values(
+        low_stock_level=settings.low_stock_level,
+        return_stock_on_cancel=settings.return_stock_on_cancel,
+        keep_assigned_when_tracking_enabled=settings.keep_assigned_when_tracking_enabled,
+        timezone=settings.timezone,
+        updated_at=utcnow(),
+    ))
+
+
+async def count_assigned(conn: AsyncConnection, store_hash: str) -> int:
+    return (await conn.execute(
+        select(func.count()).select_from(P).where(P.c.store_hash == store_hash, product_level())
+    )).scalar_one()
+
+
+async def lock_products(conn: AsyncConnection, store_hash: str, product_ids: Iterable[int]) -> dict[int, ProductRow]:
+    """SELECT … FOR UPDATE the store's product-level rows, in primary-key order."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return {}
+    rows = (await conn.execute(
+        select(*PRODUCT_COLUMNS)
+        .where(P.c.store_hash == store_hash, P.c.product_id.in_(ids), product_level())
+        .order_by(P.c.id)
+        .with_for_update()
+    )).all()
+    return {row.product_id: ProductRow.from_row(row) for row in rows}
+
+
+async def lock_products_many(conn: AsyncConnection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], ProductRow]:
+    """Lock (store, product) rows across stores in one statement, in primary-key order."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = (await conn.execute(
+        select(*PRODUCT_COLUMNS)
+        .where(tuple_(P.c.store_hash, P.c.product_id).in_(wanted), product_level())
+        .order_by(P.c.id)
+        .with_for_update()
+    )).all()
+    return {(row.store_hash, row.product_id): ProductRow.from_row(row) for row in rows}
+
+
+async def load_products(conn: AsyncConnection, store_hash: str, product_ids: Iterable[int]) -> dict[int, ProductRow]:
+    ids = sorted(set(product_ids))
+    if not ids:
+        return {}
+    rows = (await conn.execute(
+        select(*PRODUCT_COLUMNS).where(P.c.store_hash == store_hash, P.c.product_id.in_(ids), product_level())
+    )).all()
+    return {row.product_id: ProductRow.from_row(row) for row in rows}
+
+
+async def assigned_ids(conn: AsyncConnection, store_hash: str) -> set[int]:
+    rows = await conn.execute(select(P.c.product_id).where(P.c.store_hash == store_hash, product_level()))
+    return {r.product_id for r in rows}
+
+
+async def write_products(conn: AsyncConnection, products: Sequence[ProductRow]) -> None:
+    """Write changed rows back (the rows are locked by this transaction)."""
+    if not products:
+        return
+    from sqlalchemy import bindparam
+
+    statement = (
+        update(P)
+        .where(P.c.id == bindparam("row_id"))
+        .values(
+            stock=bindparam("new_stock"), threshold=bindparam("new_threshold"),
+            incoming_stock=bindparam("new_incoming"), back_in_stock_date=bindparam("new_date"),
+            name=bindparam("new_name"), sku=bindparam("new_sku"), category_key=bindparam("new_categories"),
+            brand_id=bindparam("new_brand"), version=bindparam("new_version"), updated_at=bindparam("new_updated"),
+        )
+    )
+    await conn.execute(statement, [
+        {
+            "row_id": p.id, "new_stock": p.stock, "new_threshold": p.threshold, "new_incoming": p.incoming_stock,
+            "new_date": p.back_in_stock_date, "new_name": p.name, "new_sku": p.sku,
+            "new_categories": p.category_key, "new_brand": p.brand_id, "new_version": p.version,
+            "new_updated": p.updated_at,
+        }
+        for p in products
+    ])
+
+
+async def insert_ledger(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(L.insert(), rows)
+
+
+async def ledger_by_keys(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """Existing ledger rows for (store, idempotency_key) pairs."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    found: dict[tuple[str, str], Any] = {}
+    # Chunked: SQLite caps bound parameters.
+    for start in range(0, len(wanted), 400):
+        chunk = wanted[start:start + 400]
+        rows = await conn.execute(select(L).where(tuple_(L.c.store_hash, L.c.idempotency_key).in_(chunk)))
+        for row in rows:
+            found[(row.store_hash, row.idempotency_key)] = row
+    return found
+
+
+async def ledger_for_order(conn: AsyncConnection, store_hash: str, order_id: str) -> list[Any]:
+    return list((await conn.execute(
+        select(L).where(L.c.store_hash == store_hash, L.c.order_id == order_id).order_by(L.c.id)
+    )).all())
+
+
+async def list_ledger(conn: AsyncConnection, store_hash: str, product_id: int, offset: int,
+                      limit: int) -> tuple[list[Any], int]:
+    conditions = [L.c.store_hash == store_hash]
+    if product_id:
+        conditions.append(L.c.product_id == product_id)
+    total = (await conn.execute(select(func.count()).select_from(L).where(*conditions))).scalar_one()
+    rows = (await conn.execute(
+        select(L).where(*conditions).order_by(L.c.id.desc()).offset(offset).limit(limit)
+    )).all()
+    return list(rows), total
+
+
+async def ledger_after(conn: AsyncConnection, store_hash: str, cursor: int, limit: int) -> list[Any]:
+    return list((await conn.execute(
+        select(L).where(L.c.store_hash == store_hash, L.c.id > cursor).order_by(L.c.id).limit(limit)
+    )).all())
+
+
+def _search(columns: Sequence[Any], q: str) -> Any:
+    pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(*(func.lower(c).like(pattern, escape="\\") for c in columns))
+
+
+def status_condition(status: str, low_stock_level: int) -> Any:
+    """SQL for domain.product_status (kept in step with it; tested against it)."""
+    salable_le_zero = and_(P.c.threshold.is_not(None), P.c.stock + P.c.threshold <= 0)
+    not_sold_out = or_(P.c.threshold.is_(None), P.c.stock + P.c.threshold > 0)
+    if status == domain.SOLD_OUT:
+        return salable_le_zero
+    if status == domain.BACKORDER:
+        return and_(not_sold_out, P.c.stock <= 0)
+    if status == domain.LOW_STOCK:
+        if low_stock_level <= 0:
+            return P.c.id.is_(None)
+        return and_(not_sold_out, P.c.stock > 0, P.c.stock <= low_stock_level)
+    if status == domain.IN_STOCK:
+        return and_(not_sold_out, P.c.stock > max(low_stock_level, 0))
+    raise ValueError(status)
+
+
+async def list_products(conn: AsyncConnection, store_hash: str, *, q: str, status: str | None,
+                        low_stock_level: int, product_ids: Sequence[int], offset: int,
+                        limit: int) -> tuple[list[ProductRow], int]:
+    conditions = [P.c.store_hash == store_hash, product_level()]
+    if q:
+        conditions.append(_search([P.c.name, P.c.sku], q))
+    if status:
+        conditions.append(status_condition(status, low_stock_level))
+    if product_ids:
+        conditions.append(P.c.product_id.in_(list(product_ids)))
+    total = (await conn.execute(select(func.count()).select_from(P).where(*conditions))).scalar_one()
+    rows = (await conn.execute(
+        select(*PRODUCT_COLUMNS).where(*conditions).order_by(P.c.product_id).offset(offset).limit(limit)
+    )).all()
+    return [ProductRow.from_row(r) for r in rows], total
+
+
+async def due_receipts(conn: AsyncConnection, on_or_before: dt.date, limit: int) -> list[ProductRow]:
+    rows = (await conn.execute(
+        select(*PRODUCT_COLUMNS)
+        .where(P.c.back_in_stock_date.is_not(None), P.c.back_in_stock_date <= on_or_before)
+        .order_by(P.c.id)
+        .limit(limit)
+    )).all()
+    return [ProductRow.from_row(r) for r in rows]
+
+
+def report_conditions(store_hash: str, *, q: str, start: dt.datetime | None, end: dt.datetime | None,
+                      category_id: int, brand_id: int) -> list[Any]:
+    R = backorder_report
+    conditions = [R.c.store_hash == store_hash]
+    if q:
+        conditions.append(_search([R.c.product_name, R.c.sku], q))
+    if start is not None:
+        conditions.append(R.c.order_date >= start)
+    if end is not None:
+        conditions.append(R.c.order_date < end)
+    if category_id:
+        conditions.append(R.c.category_key.like(f"%,{int(category_id)},%"))
+    if brand_id:
+        conditions.append(R.c.brand_id == brand_id)
+    return conditions
+
+
+async def list_report(conn: AsyncConnection, conditions: list[Any], offset: int,
+                      limit: int) -> tuple[list[Any], int]:
+    R = backorder_report
+    total = (await conn.execute(select(func.count()).select_from(R).where(*conditions))).scalar_one()
+    rows = (await conn.execute(
+        select(R).where(*conditions).order_by(R.c.order_date.desc(), R.c.id.desc()).offset(offset).limit(limit)
+    )).all()
+    return list(rows), total
+
+
+async def report_after(conn: AsyncConnection, conditions: list[Any], after_id: int, limit: int) -> list[Any]:
+    """Keyset pages for the CSV export (stable under concurrent inserts)."""
+    R = backorder_report
+    return list((await conn.execute(
+        select(R).where(*conditions, R.c.id > after_id).order_by(R.c.id).limit(limit)
+    )).all())
+
+
+async def token_by_hash(conn: AsyncConnection, token_hash: str) -> Any:
+    return (await conn.execute(select(api_tokens).where(api_tokens.c.token_hash == token_hash))).first()
