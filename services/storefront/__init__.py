@@ -1,0 +1,1 @@
+"""Storefront service: settings per store, theme collection, product views, cart checks."""

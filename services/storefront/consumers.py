@@ -1,0 +1,16 @@
+"""The durable consumer that keeps product states fresh from inventory events."""
+
+from __future__ import annotations
+
+from services.common.bus import STREAM_EVENTS, ConsumerSpec
+from services.storefront.handlers import StorefrontHandlers
+
+INVENTORY_DURABLE = "storefront-inventory"
+INVENTORY_SUBJECTS = ["backorder.*.inventory.>"]
+
+
+def inventory_consumer(handlers: StorefrontHandlers) -> ConsumerSpec:
+    """Durable pull consumer on every store's inventory events; the inbox drops redeliveries
+    and the product-state upsert drops events older than the stored state."""
+    return ConsumerSpec(durable=INVENTORY_DURABLE, stream=STREAM_EVENTS, subjects=INVENTORY_SUBJECTS,
+                        handler=handlers.apply_inventory_event)
