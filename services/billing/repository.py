@@ -132,7 +132,7 @@ async def insert_charge(conn: AsyncConnection, store_hash: str, draft: ChargeDra
         provider_reference=provider_reference, checkout_url=checkout_url, created_at=now,
     ).returning(tables.charges.c.id)
     row = (await conn.execute(statement)).first()
-    return None if row is None else int(row[0])
+    return None if row is None else int(row.id)
 
 
 async def insert_history(conn: AsyncConnection, store_hash: str, notes: list[HistoryNote]) -> None:
