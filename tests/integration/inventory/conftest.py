@@ -127,3 +127,46 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+async def outbox_drained(inventory: Inventory) -> bool:
+    from sqlalchemy import func, select
+
+    from services.inventory.tables import outbox
+
+    async with inventory.handlers.db.read() as conn:
+        pending = (await conn.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))).scalar_one()
+    return pending == 0
+
+
+async def published_events(nats_url: str, store_hash: str, event_type: str = "*.*",
+                           expected: int | None = None, timeout_s: float = 10.0) -> list[Any]:
+    """Envelopes published on backorder.<store>.inventory.<event_type>, read back from JetStream."""
+    import nats
+    from backorder.events.v1 import envelope_pb2
+
+    from services.common.bus import STREAM_EVENTS
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(f"backorder.{store_hash}.inventory.{event_type}", stream=STREAM_EVENTS)
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                msgs = await sub.fetch(batch=500, timeout=0.5)
+            except (nats.errors.TimeoutError, TimeoutError):
+                if expected is None or len(found) >= expected:
+                    break
+                continue
+            for msg in msgs:
+                envelope = envelope_pb2.Envelope()
+                envelope.ParseFromString(msg.data)
+                found.append(envelope)
+                await msg.ack()
+        await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()
