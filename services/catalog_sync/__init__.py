@@ -1,0 +1,1 @@
+"""catalog_sync: installed stores, the catalog mirror and every call to BigCommerce."""

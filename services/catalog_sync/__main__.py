@@ -1,0 +1,3 @@
+from services.catalog_sync.server import main
+
+main()
