@@ -6,11 +6,13 @@ import json
 import secrets
 import time
 import uuid
+import warnings
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -96,7 +98,10 @@ def signed_payload(sb: Sandbox, store_hash: str, *, user_id: int = 1, email: str
               "exp": now - 5 + lifetime, "jti": str(uuid.uuid4()), "sub": f"stores/{store_hash}",
               "user": {"id": user_id, "email": email or f"user{user_id}@{store_hash}.example.com", "locale": "en-US"},
               "owner": {"id": OWNER["id"], "email": OWNER["email"]}, "url": url, "channel_id": None}
-    return jwt.encode(claims, secret or sb.config.client_secret, algorithm="HS256")
+    with warnings.catch_warnings():
+        # The dev client secret is short on purpose; real BigCommerce secrets are long enough.
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        return jwt.encode(claims, secret or sb.config.client_secret, algorithm="HS256")
 
 
 async def uninstall(sb: Sandbox, store_hash: str, *, app_url: str | None = None) -> dict[str, Any]:

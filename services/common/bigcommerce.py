@@ -430,8 +430,9 @@ class RateLimiter:
         window_end = now + reset_ms / 1000
         self.quota, self.window_seconds = quota, window_ms / 1000
         if status == 429:
+            # The server's word on when its window resets beats our estimate either way.
             self.left = 0
-            self.window_end = max(self.window_end, window_end)
+            self.window_end = window_end
             return
         server_left = max(left - self.in_flight, 0)
         if self.left is None or window_end > self.window_end + self.window_seconds / 2:
