@@ -1,0 +1,85 @@
+"""BigCommerce app callbacks owned by catalog_sync's flow: GET /bc/auth (install) and
+GET /bc/uninstall. (/bc/load and /bc/remove_user live in admin_ui.)"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import grpc
+import jwt
+from backorder.catalog.v1 import catalog_pb2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from services.common.errors import Unauthenticated, ValidationFailed
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+# The install does the token exchange, hook and script registration and billing in one call.
+INSTALL_DEADLINE_S = 60.0
+JWT_LEEWAY_S = 10
+
+
+def verify_signed_payload(token: str, settings: GatewaySettings) -> dict[str, Any]:
+    """BigCommerce's signed_payload_jwt: HS256 with the client secret, aud = client id,
+    exp/sub required, sub = stores/<hash>. Anything else is Unauthenticated (401)."""
+    if not token:
+        raise Unauthenticated("signed_payload_jwt is required")
+    try:
+        claims = jwt.decode(token, settings.bc_client_secret.reveal(), algorithms=["HS256"],
+                            audience=settings.bc_client_id, leeway=JWT_LEEWAY_S,
+                            options={"require": ["exp", "sub", "aud"]})
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated("invalid or expired signed_payload_jwt", details={"reason": type(exc).__name__}) from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.startswith("stores/") or len(sub) <= len("stores/"):
+        raise Unauthenticated("signed_payload_jwt has no store", details={"reason": "sub"})
+    claims["store_hash"] = sub[len("stores/"):]
+    return claims
+
+
+INSTALLED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Backorder installed</title></head>
+<body><h1>Backorder is installed</h1>
+<p>Store {store}: {hooks} webhooks registered; the catalog is being pulled.</p>
+<p>Open the app from the BigCommerce control panel to assign products.</p></body></html>
+"""
+
+
+async def auth_callback(request: Request) -> Response:
+    """GET /bc/auth?code&scope&context: the install, done by catalog_sync."""
+    params = request.query_params
+    missing = [name for name in ("code", "scope", "context") if not params.get(name)]
+    if missing:
+        raise ValidationFailed("the install callback needs code, scope and context",
+                               errors=[{"field": name, "reason": "required"} for name in missing])
+    reply = await request.app.state.backends.catalog.Install(catalog_pb2.InstallRequest(
+        code=params["code"], scope=params["scope"], context=params["context"],
+        account_uuid=params.get("account_uuid", "")), timeout=INSTALL_DEADLINE_S)
+    return HTMLResponse(INSTALLED_PAGE.format(store=html.escape(reply.store.store_hash),
+                                              hooks=reply.webhooks_registered))
+
+
+async def uninstall_callback(request: Request) -> Response:
+    """GET /bc/uninstall?signed_payload_jwt: stop processing the store and drop its token."""
+    claims = verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings)
+    store_hash = claims["store_hash"]
+    try:
+        await request.app.state.backends.catalog.Uninstall(catalog_pb2.UninstallRequest(store_hash=store_hash))
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise  # mapped to 503/… by the error table; BigCommerce calls again
+    forget = getattr(request.app.state, "forget_webhook_store", None)
+    if forget is not None:
+        forget(store_hash)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/bc/auth", auth_callback, methods=["GET"]),
+    Route("/bc/uninstall", uninstall_callback, methods=["GET"]),
+]
