@@ -465,7 +465,7 @@ class Consumer:
                         consumer=spec.durable, message_id=incoming.message_id, received_at=now_utc()
                     )
                 )
-                if fresh.rowcount == 0:
+                if fresh.first() is None:
                     CONSUMED.labels(spec.durable, "duplicate").inc()
                 else:
                     await spec.handler(uow, incoming)

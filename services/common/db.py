@@ -96,10 +96,17 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
 
 
 def insert_ignore(conn_dialect: str, table: Table, index_elements: Sequence[str]) -> Any:
-    """`INSERT … ON CONFLICT DO NOTHING` for the connection's dialect (rowcount 0 = existed)."""
-    if conn_dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING <first key column>` for the dialect.
+
+    The result has a row when the insert happened and none when the key existed. (Use the
+    RETURNING row, not rowcount: psycopg's async cursor reports -1 for this statement.)
+    """
+    dialect_insert = postgresql.insert if conn_dialect == "postgresql" else sqlite.insert
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=list(index_elements))
+        .returning(table.c[index_elements[0]])
+    )
 
 
 class UnitOfWork:

