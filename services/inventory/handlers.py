@@ -907,8 +907,10 @@ class InventoryHandlers:
         async with self.db.read() as conn:
             settings = await repository.get_settings(conn, store_hash)
         zone = _zone(settings.timezone)
-        start = dt.datetime.combine(start_day, dt.time(), zone) if start_day else None
-        end = dt.datetime.combine(end_day + dt.timedelta(days=1), dt.time(), zone) if end_day else None
+        # Bounds in UTC: SQLite stores timestamps as UTC text without an offset.
+        start = dt.datetime.combine(start_day, dt.time(), zone).astimezone(dt.UTC) if start_day else None
+        end = (dt.datetime.combine(end_day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+               if end_day else None)
         conditions = repository.report_conditions(store_hash, q=q, start=start, end=end, category_id=category_id,
                                                   brand_id=brand_id)
         return conditions, zone
