@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.common.errors import DomainError, Unauthenticated, ValidationFailed
+from services.common.errors import DomainError, ValidationFailed
 
 # Hooks the app registers at install (scope -> why).
 WEBHOOK_SCOPES: tuple[str, ...] = (
@@ -317,15 +317,6 @@ def staff_notes_with(existing: str | None, note: str) -> str | None:
         return None
     return f"{current}\n\n{note}" if current.strip() else note
 
-
-def check_install_response(body: Mapping[str, Any], store_hash: str) -> tuple[str, str]:
-    """(access_token, scope) from the token exchange, or Unauthenticated."""
-    token = body.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise Unauthenticated("BigCommerce refused the install code", details={"store_hash": store_hash})
-    if body.get("context") not in (None, f"stores/{store_hash}"):
-        raise Unauthenticated("the token belongs to another store", details={"store_hash": store_hash})
-    return token, str(body.get("scope") or "")
 
 
 # ---------------------------------------------------------------- inventory events -> write-backs

@@ -27,7 +27,7 @@ from backorder.storefront.v1 import storefront_pb2
 from google.protobuf import timestamp_pb2
 
 from services.catalog_sync import domain, repository
-from services.catalog_sync.bc_client import BigCommerceHttp, StoreApi
+from services.catalog_sync.bc_client import BigCommerceHttp, BigCommerceRejected, StoreApi
 from services.catalog_sync.crypto import TokenCipher
 from services.catalog_sync.settings import CatalogSettings
 from services.catalog_sync.tables import products
@@ -116,18 +116,17 @@ class CatalogSync:
         store_hash = domain.store_hash_from_context(context)
         if not code:
             raise ValidationFailed("code is required", errors=[{"field": "code", "reason": "required"}])
-        status, body = await self.http.exchange_code(
+        grant = await self.http.exchange_code(
             client_id=self.settings.bc_client_id, client_secret=self.settings.bc_client_secret.reveal(),
             code=code, scope=scope, context=context, redirect_uri=f"{self.settings.public_url}/bc/auth")
-        if status != 200:
-            raise Unauthenticated("BigCommerce refused the install code",
-                                  details={"store_hash": store_hash, "status": status})
-        token, granted = domain.check_install_response(body, store_hash)
+        if grant.store_hash != store_hash:
+            raise Unauthenticated("the token belongs to another store", details={"store_hash": store_hash})
+        token, granted = grant.access_token, grant.scope
         api = self.http.store(store_hash, token)
         info = await api.store_info()
         timezone = str((info.get("timezone") or {}).get("name") or "UTC")
-        account = str(body.get("account_uuid") or info.get("account_uuid") or account_uuid or "")
-        owner_email = str((body.get("owner") or {}).get("email") or info.get("admin_email") or "")
+        account = str(grant.account_uuid or info.get("account_uuid") or account_uuid or "")
+        owner_email = str(grant.owner.get("email") or info.get("admin_email") or "")
         async with self.db.unit_of_work() as uow:
             created = await repository.upsert_store(uow.conn, self.db.dialect, {
                 "store_hash": store_hash, "access_token": self.cipher.encrypt(token), "scope": granted,
@@ -348,7 +347,7 @@ class CatalogSync:
             return
         try:
             await handler(hook)
-        except ValidationFailed as exc:
+        except (ValidationFailed, BigCommerceRejected) as exc:
             raise PermanentError(str(exc)) from exc
         except domain.StoreNotInstalled:
             log.info("dropping %s for store %s: uninstalled meanwhile", hook.scope, hook.store_hash)
@@ -564,6 +563,8 @@ class CatalogSync:
                         return
             except domain.StoreNotInstalled:
                 return
+            except BigCommerceRejected as exc:
+                raise PermanentError(str(exc)) from exc
             await self._record_writeback(store_hash, product_id, plan, updated)
 
     async def _record_writeback(self, store_hash: str, product_id: int, plan: domain.WritebackPlan,

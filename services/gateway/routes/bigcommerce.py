@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any
 
 import grpc
-import jwt
 from backorder.catalog.v1 import catalog_pb2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from services.common.bigcommerce import SignedPayload, SignedPayloadError, verify_signed_payload_jwt
 from services.common.errors import Unauthenticated, ValidationFailed
 from services.gateway.settings import GatewaySettings
 
@@ -24,22 +23,16 @@ INSTALL_DEADLINE_S = 60.0
 JWT_LEEWAY_S = 10
 
 
-def verify_signed_payload(token: str, settings: GatewaySettings) -> dict[str, Any]:
-    """BigCommerce's signed_payload_jwt: HS256 with the client secret, aud = client id,
-    exp/sub required, sub = stores/<hash>. Anything else is Unauthenticated (401)."""
+def verify_signed_payload(token: str, settings: GatewaySettings) -> SignedPayload:
+    """BigCommerce's signed_payload_jwt (HS256 with the client secret, aud = client id, exp,
+    sub = stores/<hash>); anything else is Unauthenticated (401)."""
     if not token:
         raise Unauthenticated("signed_payload_jwt is required")
     try:
-        claims = jwt.decode(token, settings.bc_client_secret.reveal(), algorithms=["HS256"],
-                            audience=settings.bc_client_id, leeway=JWT_LEEWAY_S,
-                            options={"require": ["exp", "sub", "aud"]})
-    except jwt.PyJWTError as exc:
-        raise Unauthenticated("invalid or expired signed_payload_jwt", details={"reason": type(exc).__name__}) from exc
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.startswith("stores/") or len(sub) <= len("stores/"):
-        raise Unauthenticated("signed_payload_jwt has no store", details={"reason": "sub"})
-    claims["store_hash"] = sub[len("stores/"):]
-    return claims
+        return verify_signed_payload_jwt(token, client_id=settings.bc_client_id,
+                                         client_secret=settings.bc_client_secret.reveal(), leeway=JWT_LEEWAY_S)
+    except SignedPayloadError as exc:
+        raise Unauthenticated("invalid or expired signed_payload_jwt", details={"reason": str(exc)}) from exc
 
 
 INSTALLED_PAGE = """<!doctype html>
@@ -66,8 +59,8 @@ async def auth_callback(request: Request) -> Response:
 
 async def uninstall_callback(request: Request) -> Response:
     """GET /bc/uninstall?signed_payload_jwt: stop processing the store and drop its token."""
-    claims = verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings)
-    store_hash = claims["store_hash"]
+    payload = verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings)
+    store_hash = payload.store_hash
     try:
         await request.app.state.backends.catalog.Uninstall(catalog_pb2.UninstallRequest(store_hash=store_hash))
     except grpc.RpcError as exc:
