@@ -84,6 +84,9 @@ class Platform:
         for service in platform.grpc_ports:
             platform.grpc_ports[service] = env(f"BACKORDER_{service.upper()}_GRPC_PORT",
                                                platform.grpc_ports[service], int)
+        for service in platform.metrics_ports:
+            platform.metrics_ports[service] = env(f"BACKORDER_{service.upper()}_METRICS_PORT",
+                                                  platform.metrics_ports[service], int)
         return platform
 
     @property
@@ -186,7 +189,7 @@ class Platform:
     def install_demo_store(self) -> str | None:
         """Install the app into the demo store (idempotent) and mint an admin URL."""
         _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/install", {})
-        minted = _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/load-url", {})
+        minted = _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/signed-payload", {"kind": "load"})
         return (minted or {}).get("url")
 
     def stop(self, grace_s: float = 10.0) -> None:
