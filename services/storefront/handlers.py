@@ -41,6 +41,7 @@ class UnknownStore(NotFound):
 class StoreSettings:
     settings: domain.Settings
     revision: int  # 0 = never saved (defaults)
+    known: bool = True  # saved settings or has product states
 
     @property
     def customized(self) -> bool:
@@ -72,8 +73,8 @@ class StorefrontHandlers:
         self._check_store_hash(store_hash)
         async with self.db.read() as conn:
             saved = await repository.load_settings(conn, store_hash)
-        if saved is None:
-            return StoreSettings(domain.DEFAULT_SETTINGS, 0)
+            if saved is None:
+                return StoreSettings(domain.DEFAULT_SETTINGS, 0, await repository.store_known(conn, store_hash))
         return StoreSettings(*saved)
 
     async def update_settings(self, store_hash: str, changes: Mapping[str, Any], *, reset: bool = False

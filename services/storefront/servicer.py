@@ -24,7 +24,7 @@ def selectors_pb(selectors: domain.Selectors) -> pb.ThemeSelectors:
 def settings_pb(store_hash: str, stored: StoreSettings) -> pb.StorefrontSettings:
     values = stored.settings.as_dict()
     return pb.StorefrontSettings(
-        store_hash=store_hash, selectors=selectors_pb(stored.settings.selectors), customized=stored.customized,
+        store_hash=store_hash, selectors=selectors_pb(stored.settings.selectors), customized=stored.customized, known=stored.known,
         **values,
     )
 

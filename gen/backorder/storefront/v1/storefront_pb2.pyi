@@ -167,6 +167,7 @@ class StorefrontSettings(_message.Message):
     ALLOWED_ORIGINS_FIELD_NUMBER: _builtins.int
     SELECTORS_FIELD_NUMBER: _builtins.int
     CUSTOMIZED_FIELD_NUMBER: _builtins.int
+    KNOWN_FIELD_NUMBER: _builtins.int
     store_hash: _builtins.str
     theme_id: _builtins.str
     """Theme id from ListThemes ("other" = robust generic selectors)."""
@@ -208,6 +209,10 @@ class StorefrontSettings(_message.Message):
     """
     customized: _builtins.bool
     """Set once the store saved settings; false = all defaults. Output only."""
+    known: _builtins.bool
+    """The store saved settings or has (had) an assigned product. Output only; the public
+    storefront API answers 404 for stores that are not known.
+    """
     @_builtins.property
     def allowed_origins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Origins allowed to call the storefront API from a browser, e.g. "https://shop.example.com";
@@ -244,10 +249,11 @@ class StorefrontSettings(_message.Message):
         allowed_origins: _abc.Iterable[_builtins.str] | None = ...,
         selectors: Global___ThemeSelectors | None = ...,
         customized: _builtins.bool = ...,
+        known: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["selectors", b"selectors"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_origins", b"allowed_origins", "backorder_button_color", b"backorder_button_color", "backorder_button_text", b"backorder_button_text", "backorder_button_text_color", b"backorder_button_text_color", "backorder_message", b"backorder_message", "cart_message", b"cart_message", "custom_theme", b"custom_theme", "customized", b"customized", "date_format", b"date_format", "in_stock_message", b"in_stock_message", "low_stock_level", b"low_stock_level", "low_stock_message", b"low_stock_message", "mixed_cart_alert", b"mixed_cart_alert", "order_note_line", b"order_note_line", "order_note_message", b"order_note_message", "over_threshold_alert", b"over_threshold_alert", "selectors", b"selectors", "shipping_message", b"shipping_message", "sold_out_button_text", b"sold_out_button_text", "sold_out_message", b"sold_out_message", "store_hash", b"store_hash", "theme_id", b"theme_id", "theme_version", b"theme_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_origins", b"allowed_origins", "backorder_button_color", b"backorder_button_color", "backorder_button_text", b"backorder_button_text", "backorder_button_text_color", b"backorder_button_text_color", "backorder_message", b"backorder_message", "cart_message", b"cart_message", "custom_theme", b"custom_theme", "customized", b"customized", "date_format", b"date_format", "in_stock_message", b"in_stock_message", "known", b"known", "low_stock_level", b"low_stock_level", "low_stock_message", b"low_stock_message", "mixed_cart_alert", b"mixed_cart_alert", "order_note_line", b"order_note_line", "order_note_message", b"order_note_message", "over_threshold_alert", b"over_threshold_alert", "selectors", b"selectors", "shipping_message", b"shipping_message", "sold_out_button_text", b"sold_out_button_text", "sold_out_message", b"sold_out_message", "store_hash", b"store_hash", "theme_id", b"theme_id", "theme_version", b"theme_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
