@@ -115,16 +115,26 @@ def principal_from_session(payload: dict[str, Any], now: float | None = None) ->
         return None
 
 
+def cookie_header(name: str, value: str, *, max_age: int, httponly: bool) -> str:
+    """A Set-Cookie value for the iframe: Secure; SameSite=None; Partitioned (CHIPS).
+
+    Written by hand because the standard library only knows `Partitioned` from Python 3.14.
+    """
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "Secure", "SameSite=None", "Partitioned"]
+    if httponly:
+        parts.append("HttpOnly")
+    return "; ".join(parts)
+
+
 def set_session_cookies(response: Response, session_value: str, csrf: str) -> None:
-    response.set_cookie(SESSION_COOKIE, session_value, max_age=SESSION_TTL_S, path="/", secure=True,
-                        httponly=True, samesite="none", partitioned=True)
-    response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_TTL_S, path="/", secure=True,
-                        httponly=False, samesite="none", partitioned=True)
+    response.headers.append("set-cookie", cookie_header(SESSION_COOKIE, session_value, max_age=SESSION_TTL_S,
+                                                        httponly=True))
+    response.headers.append("set-cookie", cookie_header(CSRF_COOKIE, csrf, max_age=SESSION_TTL_S, httponly=False))
 
 
 def clear_session_cookies(response: Response) -> None:
     for name in (SESSION_COOKIE, CSRF_COOKIE):
-        response.delete_cookie(name, path="/", secure=True, samesite="none", httponly=name == SESSION_COOKIE)
+        response.headers.append("set-cookie", cookie_header(name, "", max_age=0, httponly=name == SESSION_COOKIE))
 
 
 # ---------------------------------------------------------------- removed users
