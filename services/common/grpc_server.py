@@ -23,6 +23,10 @@ RPC_SECONDS = Histogram(
 )
 
 DEFAULT_DEADLINE_S = 5.0
+# Health entry that is SERVING for as long as the server answers, whatever the database and
+# NATS do: Kubernetes liveness probes ask for it, so a dependency outage takes pods out of
+# rotation (the overall "" entry) without restarting them.
+LIVENESS_SERVICE = "backorder.liveness"
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
@@ -117,6 +121,7 @@ class GrpcServer:
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         await self.set_serving(False)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
 
     async def set_serving(self, serving: bool) -> None:
@@ -132,6 +137,9 @@ class GrpcServer:
 # ---------------------------------------------------------------- clients
 
 _RETRY_POLICY = json.dumps({
+    # Spread calls over every address the name resolves to (a headless Service lists each
+    # ready pod); the default pick_first would send a client's calls to one pod only.
+    "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [{
         "name": [{}],
         "retryPolicy": {
