@@ -105,8 +105,7 @@ async def insert_subscription(conn: AsyncConnection, state: SubscriptionState, m
         store_hash=state.store_hash, merchant_account_uuid=merchant_account_uuid, started_at=state.anchor_at,
         **_state_values(state, now),
     )
-    result = await conn.execute(statement)
-    return result.rowcount == 1
+    return (await conn.execute(statement)).first() is not None
 
 
 async def update_subscription(conn: AsyncConnection, state: SubscriptionState, now: datetime, *,
