@@ -124,28 +124,29 @@ async def test_serialized_assigns_at_the_limit_never_exceed_the_entitlement_duri
     """Inventory's side of the contract, played here: assigns of a store run one at a time
     and each reads the limit from GetEntitlement. An upgrade racing them is seen at once."""
     store = await billing.start_store()
-    assigned: list[tuple[int, int]] = []
+    assigned: list[int] = []
     lock = asyncio.Lock()
-    upgraded_at: list[int] = []
 
-    async def assign(attempt: int) -> None:
+    async def assign(product_id: int) -> int:
         async with lock:
             _, limit, unlimited = await billing.entitlement(store)
             if unlimited or len(assigned) < limit:
-                assigned.append((attempt, limit))
+                assigned.append(product_id)
+            return limit
 
-    async def upgrade() -> None:
+    await asyncio.gather(*(assign(i) for i in range(20)))
+    assert len(assigned) == 1
+
+    async def upgrade_then_assign() -> int:
         await billing.change(store, "starter")
-        upgraded_at.append(len(assigned))
+        return await assign(1000)
 
-    await asyncio.gather(*(assign(i) for i in range(10)), upgrade(), *(assign(i) for i in range(10, 40)))
-    assert len(assigned) <= 25
-    assert sum(1 for _, limit in assigned if limit == 1) <= 1
-    async with lock:
-        before = len(assigned)
-    for attempt in range(40, 70):
-        await assign(attempt)
-    assert len(assigned) == 25 and before <= 25
+    results = await asyncio.gather(*(assign(i) for i in range(20, 40)), upgrade_then_assign(),
+                                   *(assign(i) for i in range(40, 60)))
+    assert results[20] == 25  # the first assign after ChangePlan returned saw the new limit
+    assert 1 < len(assigned) <= 25
+    await asyncio.gather(*(assign(i) for i in range(60, 80)))
+    assert len(assigned) == 25 and len(set(assigned)) == 25
 
 
 async def test_end_subscription_falls_back_to_free_and_a_reinstall_starts_again(billing: Billing,
