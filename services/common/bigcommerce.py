@@ -72,11 +72,17 @@ T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _build(cls: type[T], data: Mapping[str, Any], **overrides: Any) -> T:
-    names = {f.name for f in fields(cls)} - {"raw"}  # type: ignore[arg-type]
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls) if f.name != "raw")  # type: ignore[arg-type]
     values = {name: data[name] for name in names if name in data}
     values.update(overrides)
-    return cls(**values, raw=dict(data))  # type: ignore[call-arg]
+    # Parsed JSON is already a private dict; keep it as is instead of copying every product.
+    return cls(**values, raw=data if isinstance(data, dict) else dict(data))  # type: ignore[call-arg]
 
 
 @dataclass
@@ -123,7 +129,10 @@ class Product:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Product:
-        return _build(cls, data, variants=[Variant.from_api(v) for v in data.get("variants") or []])
+        variants = data.get("variants")
+        if not variants:
+            return _build(cls, data)
+        return _build(cls, data, variants=[Variant.from_api(v) for v in variants])
 
 
 @dataclass
