@@ -162,6 +162,15 @@ def returning_status(hook: Webhook) -> str | None:
     return None
 
 
+SAME_SECOND_MARGIN_S = 0.05
+
+
+def same_second_wait(created_at: int, now: float) -> float:
+    """Seconds to wait until the webhook's creation second is over (0 when it already is)."""
+    wait = created_at + 1 + SAME_SECOND_MARGIN_S - now
+    return wait if 0 < wait <= 1 + SAME_SECOND_MARGIN_S else 0.0
+
+
 # ---------------------------------------------------------------- mirror rows
 
 def mirror_fields(product: Mapping[str, Any]) -> dict[str, Any]:

@@ -364,6 +364,12 @@ class CatalogSync:
 
     async def _product_changed(self, hook: domain.Webhook) -> None:
         product_id = domain.resource_id(hook)
+        # Two changes of one product within one second give byte-identical payloads (same
+        # hash), so JetStream keeps only the first: look at the product only once that second
+        # is over, so the fresh state includes every change the lost twin stood for.
+        wait = domain.same_second_wait(hook.created_at, time.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
         # Read the mirror before fetching the product: a tracking-off write-back confirmed
         # before this read is certainly reflected in the fresh state fetched after it.
         async with self.db.read() as conn:
