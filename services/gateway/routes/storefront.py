@@ -8,8 +8,8 @@ settings.changed events:
   version; a settings event drops the store's entries and remembers the revision;
 - a response fetched from the service is cached only if it is at least as new as the
   versions remembered, so an event that reaches the gateway before the service applied it
-  cannot leave a stale view behind (the gateway fetches again, briefly, then serves it
-  uncached);
+  cannot leave a stale view behind (the gateway fetches again after 5, 10 and 20 ms, then
+  serves what it has with Cache-Control: no-store);
 - every entry also expires after a TTL (BACKORDER_STOREFRONT_CACHE_TTL_S, 30 s), and the
   whole cache is dropped when the NATS connection comes back after an outage, during which
   entries live 1 s.
@@ -67,7 +67,7 @@ _PRODUCT_ID = re.compile(r"^[1-9][0-9]{0,15}$")
 MAX_CART_BODY = 16 * 1024
 MAX_CART_LINES = 100
 DEGRADED_TTL_S = 1.0
-STALE_RETRIES = 5
+STALE_RETRIES = 3
 
 
 # ---------------------------------------------------------------- JSON and responses
@@ -432,7 +432,7 @@ async def fetch_view(app: Any, state: StorefrontState, store_hash: str, product_
                 return entry
             if attempt < STALE_RETRIES:
                 # The event reached us before the storefront service applied it.
-                await asyncio.sleep(0.02 * 2**attempt)
+                await asyncio.sleep(0.005 * 2**attempt)
         entry.headers = [h if h[0] != b"cache-control" else (b"cache-control", b"no-store") for h in entry.headers]
         return entry
 
