@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.bus import add_events
-from services.common.db import Database, UnitOfWork
+from services.common.db import Database, UnitOfWork, insert_ignore
 from services.common.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
 from services.inventory import domain, repository
 from services.inventory.repository import ProductRow, StoreSettingsRow, utcnow
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "inventory"
 TOKEN_PREFIX = "bo_"
+SETTINGS_CACHE_S = 5.0
 
 
 # ---------------------------------------------------------------- entitlements
@@ -209,22 +211,34 @@ class ChangeSet:
             self.events.append((product.store_hash, transition, events_pb.ProductBackInStock(product=state)))
         return row
 
-    async def flush(self, uow: UnitOfWork) -> dict[str, int]:
-        """Write everything; returns ledger ids by idempotency key."""
+    async def flush(self, uow: UnitOfWork, *, keys_checked: bool = True) -> dict[str, int]:
+        """Write everything; returns ledger ids by idempotency key.
+
+        With keys_checked=False the caller did not read the keys first: the ledger insert
+        skips existing keys, and if any was skipped KeyRaced is raised (the caller rolls
+        back and runs again, reading the keys)."""
         await repository.write_products(uow.conn, list(self.products.values()))
         ids: dict[str, int] = {}
         if self.ledger_rows:
-            result = await uow.conn.execute(
-                stock_ledger.insert().returning(stock_ledger.c.id, stock_ledger.c.idempotency_key,
-                                                sort_by_parameter_order=True),
-                self.ledger_rows,
-            )
+            if keys_checked:
+                statement = stock_ledger.insert().returning(stock_ledger.c.id, stock_ledger.c.idempotency_key,
+                                                            sort_by_parameter_order=True)
+            else:
+                statement = insert_ignore(uow.dialect, stock_ledger, ["store_hash", "idempotency_key"]).returning(
+                    stock_ledger.c.id, stock_ledger.c.idempotency_key)
+            result = await uow.conn.execute(statement, self.ledger_rows)
             ids = {row.idempotency_key: row.id for row in result}
+            if len(ids) != len(self.ledger_rows):
+                raise KeyRaced()
         if self.report_rows:
             await uow.conn.execute(backorder_report.insert(), self.report_rows)
         built = [(store, kind, payload(ids) if callable(payload) else payload) for store, kind, payload in self.events]
         await add_events(uow, outbox, SERVICE, built)
         return ids
+
+
+class KeyRaced(Exception):
+    """An idempotency key was written by a concurrent transaction after this one began."""
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -301,6 +315,7 @@ class InventoryHandlers:
         self.entitlements = entitlements
         self._today = today
         self.batcher = OrderBatcher(self._apply_order_batch, workers=batch_workers)
+        self._settings_cache: dict[str, tuple[StoreSettingsRow, float]] = {}
         self.ledger_written = asyncio.Event()
 
     # -- helpers
@@ -355,7 +370,9 @@ class InventoryHandlers:
             await repository.save_settings(uow.conn, updated)
             return updated
 
-        return await self._run(body)
+        updated = await self._run(body)
+        self._settings_cache.pop(store_hash, None)
+        return updated
 
     # -- assign / edit / unassign
 
@@ -543,13 +560,18 @@ class InventoryHandlers:
         return await self.batcher.submit(command)
 
     async def _apply_order_batch(self, commands: list[domain.OrderCommand]) -> list[Any]:
-        try:
-            outcomes = await self._run(lambda uow: self._apply_orders_in(uow, commands), attempts=1)
-            return outcomes
-        except DBAPIError as exc:
-            if not _is_retryable(exc):
-                raise
-        # A race the pre-checks could not see: apply one call per transaction.
+        """First optimistically (no key read: new lines are the common case), then, if a
+        key turned out to exist, again reading the keys under the locks."""
+        for optimistic in (True, False):
+            try:
+                return await self._run(lambda uow, o=optimistic: self._apply_orders_in(uow, commands, optimistic=o),
+                                       attempts=1 if optimistic else 3)
+            except KeyRaced:
+                continue
+            except DBAPIError as exc:
+                if not _is_retryable(exc):
+                    raise
+        # Still racing (only possible across replicas): one call per transaction.
         results: list[Any] = []
         for command in commands:
             try:
@@ -558,14 +580,29 @@ class InventoryHandlers:
                 results.append(exc)
         return results
 
-    async def _apply_orders_in(self, uow: UnitOfWork, commands: list[domain.OrderCommand]) -> list[Any]:
-        """Locks every product of every line (PK order), then reads the line keys, then
+    async def _settings_for(self, conn: Any, store_hashes: set[str]) -> dict[str, StoreSettingsRow]:
+        """Store settings for event payloads, cached briefly (they change rarely, and only
+        the low-stock status in events depends on them)."""
+        now = time.monotonic()
+        missing = {s for s in store_hashes if s not in self._settings_cache or self._settings_cache[s][1] < now}
+        if missing:
+            for store_hash, settings in (await repository.get_settings_many(conn, missing)).items():
+                self._settings_cache[store_hash] = (settings, now + SETTINGS_CACHE_S)
+        return {s: self._settings_cache[s][0] for s in store_hashes}
+
+    async def _apply_orders_in(self, uow: UnitOfWork, commands: list[domain.OrderCommand], *,
+                               optimistic: bool = False) -> list[Any]:
+        """Locks every product of every line (PK order), then reads the line keys (unless
+        optimistic: then the ledger insert detects an existing key and raises KeyRaced), then
         applies each call's new lines in order. Returns one OrderResult or DomainError per call."""
         locked = await repository.lock_products_many(
             uow.conn, ((c.store_hash, line.product_id) for c in commands for line in c.lines))
-        keys = [(c.store_hash, domain.order_line_key(c.order_id, line.line_id)) for c in commands for line in c.lines]
-        existing = await repository.ledger_by_keys(uow.conn, keys)
-        settings = await repository.get_settings_many(uow.conn, {c.store_hash for c in commands})
+        existing: dict[tuple[str, str], Any] = {}
+        if not optimistic:
+            keys = [(c.store_hash, domain.order_line_key(c.order_id, line.line_id))
+                    for c in commands for line in c.lines]
+            existing = await repository.ledger_by_keys(uow.conn, keys)
+        settings = await self._settings_for(uow.conn, {c.store_hash for c in commands})
         changes = ChangeSet(settings)
         applied_in_batch: dict[tuple[str, str], tuple[str, LineResult]] = {}
         outcomes: list[Any] = []
@@ -627,7 +664,7 @@ class InventoryHandlers:
                 order_event.order_date.FromDatetime(command.order_date)
                 changes.events.append((command.store_hash, "order.backordered", order_event))
             outcomes.append(OrderResult(command.order_id, tuple(lines)))
-        await changes.flush(uow)
+        await changes.flush(uow, keys_checked=not optimistic)
         return outcomes
 
     async def return_order_lines(self, store_hash: str, order_id: str, reason: str,
