@@ -213,3 +213,36 @@ def test_signed_payload_jwt_verification(sandbox, sandbox_server):
         verify_signed_payload_jwt(sandbox.signed_payload("load", audience="another-app"), **keys)
     uninstall = verify_signed_payload_jwt(sandbox.signed_payload("uninstall"), **keys)
     assert uninstall.store_hash == sandbox.store_hash
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+async def test_uninstall_calls_the_app_and_revokes_its_access(sandbox_server, serve_asgi):
+    store = sandbox_server.create_store(seed_demo=False)
+    seen: dict[str, object] = {}
+
+    async def bc_auth(request: Request) -> HTMLResponse:
+        seen["token"] = await exchange_oauth_code(
+            request.query_params["code"], request.query_params["scope"], request.query_params["context"],
+            client_id=sandbox_server.client_id, client_secret=sandbox_server.client_secret,
+            redirect_uri="unused", login_base_url=sandbox_server.base_url)
+        return HTMLResponse("ok")
+
+    async def bc_uninstall(request: Request) -> HTMLResponse:
+        seen["uninstall"] = verify_signed_payload_jwt(request.query_params["signed_payload_jwt"],
+                                                      client_id=sandbox_server.client_id,
+                                                      client_secret=sandbox_server.client_secret)
+        return HTMLResponse("")
+
+    app_url = serve_asgi(Starlette(routes=[Route("/bc/auth", bc_auth), Route("/bc/uninstall", bc_uninstall)]))
+    assert store.install(app_url=app_url)["installed"]
+    app_client = store.client(token=seen["token"].access_token)
+    await app_client.create_hook("store/app/uninstalled", store.server.inbox_url("uninstalled-" + store.store_hash))
+    await app_client.create_script({"name": "bo", "kind": "src", "src": "https://cdn.example.com/bo.js"})
+    assert store.uninstall(app_url=app_url)["uninstall_status"] == 200
+    assert seen["uninstall"].store_hash == store.store_hash
+    delivery = store.wait_for_deliveries(lambda d: d and d[0]["status"] == "delivered")[0]
+    assert delivery["scope"] == "store/app/uninstalled"
+    with pytest.raises(BigCommerceError) as raised:
+        await app_client.list_hooks()
+    assert raised.value.status == 401
+    assert "bo.js" not in store.server.http.get(f"{store.storefront_url}/").text
