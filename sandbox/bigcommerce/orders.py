@@ -15,6 +15,8 @@ ORDER_STATUSES = {
     6: "Declined", 7: "Awaiting Payment", 8: "Awaiting Pickup", 9: "Awaiting Shipment", 10: "Completed",
     11: "Awaiting Fulfillment", 12: "Manual Verification Required", 13: "Disputed", 14: "Partially Refunded",
 }
+# Moving an order into one of these puts its stock back (BigCommerce's refund_order_stock_adjustment).
+RETURNING_STATUSES = {4, 5, 6}
 OUT_OF_STOCK = "Quantities of one or more products are out of stock or did not meet quantity requirements."
 
 
@@ -239,12 +241,38 @@ def update_order(sb: Sandbox, store_hash: str, order_id: int, body: Any) -> dict
                     product_doc[key] = line[key]
             sb.db.execute("UPDATE order_products SET doc = ? WHERE id = ?", (dumps(product_doc), product_doc["id"]))
         order["date_modified"] = rfc2822_now()
+        if (order["status_id"] in RETURNING_STATUSES and previous_status not in RETURNING_STATUSES
+                and sb.store(store_hash)["inventory_settings"]["refund_order_stock_adjustment"]):
+            _return_stock(sb, store_hash, order_id)
         sb.db.execute("UPDATE orders SET doc = ? WHERE id = ?", (dumps(order), order_id))
         sb.emit(store_hash, "store/order/updated", {"type": "order", "id": order_id})
         if order["status_id"] != previous_status:
             sb.emit(store_hash, "store/order/statusUpdated", {"type": "order", "id": order_id, "status": {
                 "previous_status_id": previous_status, "new_status_id": order["status_id"]}})
     return order
+
+
+def _return_stock(sb: Sandbox, store_hash: str, order_id: int) -> None:
+    """A cancelled or refunded order puts its tracked, non-backordered units back (inside the caller's transaction)."""
+    for row in sb.db.all("SELECT doc FROM order_products WHERE order_id = ?", (order_id,)):
+        line = json.loads(row[0])
+        if not line["product_id"]:
+            continue
+        try:
+            product, _ = catalog.product_row(sb, store_hash, line["product_id"])
+        except ApiError:
+            continue
+        position = catalog.stock_position(sb, store_hash, product, line["variant_id"] or None)
+        if not position["tracked"]:
+            continue
+        backordered = line.get("quantity_backordered") or 0
+        returned = line["quantity"] - backordered
+        if returned:
+            catalog.set_stock(sb, store_hash, product, position["key"], position["on_hand"] + returned,
+                              method="relative", scope_suffix="inventory/order/updated")
+        if backordered:
+            catalog._item_settings(sb, store_hash, product["id"], position["key"], qty_backordered=max(
+                position["settings"]["qty_backordered"] - backordered, 0))
 
 
 def order_products(sb: Sandbox, store_hash: str, order_id: int, page: int, limit: int) -> list[dict[str, Any]]:

@@ -153,3 +153,17 @@ def test_deliveries_survive_a_sandbox_restart(sandbox_factory):
         assert [(d["status"], d["attempt_count"]) for d in pending] == [("pending", 1)]
     finally:
         restarted.stop()
+
+
+def test_cancelling_an_order_returns_tracked_stock(sandbox):
+    key, _ = hook_into_inbox(sandbox, "store/product/inventory/order/updated")
+    product = sandbox.api("GET", "/v3/catalog/products", params={
+        "inventory_tracking": "product", "inventory_level:min": 10}).json()["data"][0]
+    order = sandbox.api("POST", "/v2/orders", json={"billing_address": {"email": "a@example.com"},
+                                                    "products": [{"product_id": product["id"], "quantity": 4}]}).json()
+    sandbox.api("PUT", f"/v2/orders/{order['id']}", json={"status_id": 5})
+    sandbox.api("PUT", f"/v2/orders/{order['id']}", json={"status_id": 4})
+    after = sandbox.api("GET", f"/v3/catalog/products/{product['id']}").json()["data"]
+    assert after["inventory_level"] == product["inventory_level"]
+    values = sorted(json.loads(r["body"])["data"]["inventory"]["value"] for r in received(sandbox, key, 2))
+    assert values == [-4, 4]
