@@ -42,10 +42,10 @@ TEMPLATE_CSV = (
 # 100,000 full rows are about 3 MB; 20 MiB leaves room for long files while keeping a
 # mistaken upload (a 50 MB spreadsheet export) a clear, early error.
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
-MAX_IMPORT_ROWS = 250_000
+MAX_IMPORT_ROWS = 200_000  # inventory's ImportProducts limit
 # Reported errors are capped: past this the file is clearly the wrong one.
 MAX_REPORTED_ERRORS = 1_000
-MAX_INT = 2**31 - 1
+MAX_INT = 1_000_000_000  # inventory's MAX_QUANTITY
 
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -156,8 +156,7 @@ def validate_row(row: int, cells: dict[str, str]) -> tuple[ImportRow | None, lis
             errors.append(RowError(row, "product_id", "not_positive", "product_id must be a positive whole number"))
     stock: int | None = None
     if cells.get("current_stock", "").strip():
-        # Stock may be negative (units already sold on backorder), so an export re-imports as is.
-        stock, error = _whole(cells["current_stock"], "current_stock", row, minimum=None)
+        stock, error = _whole(cells["current_stock"], "current_stock", row, minimum=0)
         if error:
             errors.append(error)
     threshold: int | None = None
@@ -307,7 +306,7 @@ def parse_import_bytes(data: bytes, **kwargs: Any) -> ParsedImport:
 def safe_cell(value: Any) -> str:
     """A cell a spreadsheet will not run: text starting with = + - @ (or tab/CR) gets a leading '.
 
-    Plain integers (a negative stock) stay numbers so an export imports back as is.
+    Plain integers (e.g. a negative stock after backorders) stay numbers.
     """
     if value is None:
         return ""

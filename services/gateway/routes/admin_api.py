@@ -218,7 +218,7 @@ def parse_product_fields(body: Any, *, item: int | None = None, require_id: bool
         else:
             fields["product_id"] = _whole(body["product_id"], "product_id", minimum=1, errors=errors, item=item)
     if "stock" in body and body["stock"] is not None:
-        fields["stock"] = _whole(body["stock"], "stock", minimum=None, errors=errors, item=item)
+        fields["stock"] = _whole(body["stock"], "stock", minimum=0, errors=errors, item=item)
     if "threshold" in body:
         fields["threshold"] = (None if body["threshold"] in (None, "")
                                else _whole(body["threshold"], "threshold", minimum=0, errors=errors, item=item))

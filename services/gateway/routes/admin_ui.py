@@ -163,6 +163,13 @@ async def _counts(request: Request, principal: Principal) -> dict[str, Any]:
     return {"all": None, "assigned": assigned["meta"]["pagination"]["total"] if assigned else None}
 
 
+UI_PAGE_SIZE = 25
+
+
+def with_page_size(params: Any) -> dict[str, str]:
+    return {"limit": str(UI_PAGE_SIZE), **dict(params)}
+
+
 EMPTY_LIST = {"data": [], "meta": {"pagination": admin_api.pagination(0, 0, 1, admin_api.DEFAULT_PAGE_SIZE)}}
 
 
@@ -170,8 +177,8 @@ EMPTY_LIST = {"data": [], "meta": {"pagination": admin_api.pagination(0, 0, 1, a
 async def products_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
-    result = await attempt(notices, "Products", admin_api.query_catalog(request, principal.store_hash, params),
-                           EMPTY_LIST)
+    result = await attempt(notices, "Products",
+                           admin_api.query_catalog(request, principal.store_hash, with_page_size(params)), EMPTY_LIST)
     counts = await _counts(request, principal)
     counts["all"] = result["meta"]["pagination"]["total"] if not any(
         params.get(k) for k in ("q", "visibility", "availability", "assigned")) else None
@@ -187,7 +194,8 @@ async def assigned_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
     result = await attempt(notices, "Assigned products",
-                           admin_api.query_assigned(request, principal.store_hash, params), EMPTY_LIST)
+                           admin_api.query_assigned(request, principal.store_hash, with_page_size(params)),
+                           EMPTY_LIST)
     counts = {"all": None, "assigned": result["meta"]["pagination"]["total"]
               if not params.get("q") and not params.get("status") else None}
     if counts["assigned"] is None:
@@ -265,8 +273,8 @@ async def settings_page(request: Request, principal: Principal) -> Response:
 async def report_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
-    result = await attempt(notices, "The report", admin_api.query_report(request, principal.store_hash, params),
-                           EMPTY_LIST)
+    result = await attempt(notices, "The report",
+                           admin_api.query_report(request, principal.store_hash, with_page_size(params)), EMPTY_LIST)
     keys = tuple(k for k in PAGE_QUERY_KEYS["report"] if k != "limit")
     return render(request, "admin/report.html", {
         **await page_context(request, principal, "report", "report", notices), "result": result,
