@@ -241,22 +241,36 @@ def list_products(sb: Sandbox, store_hash: str, params: dict[str, str], page: in
                   ) -> tuple[list[str], int]:
     """One page of product documents (stored JSON text) and the filtered total."""
     where, args = product_filters(params)
-    sql_where = "store_hash = ?" + (f" AND {where}" if where else "")
-    total = sb.db.one(f"SELECT COUNT(*) FROM products WHERE {sql_where}", [store_hash, *args])[0]
     sort = params.get("sort", "id")
     if sort not in SORTABLE:
         raise unprocessable("Invalid sort field", {"sort": f"must be one of {', '.join(sorted(SORTABLE))}"})
     direction = "DESC" if params.get("direction", "asc").lower() == "desc" else "ASC"
-    order = "id" if sort == "id" else f"json_extract(doc, '$.{sort}') {direction}, id"
-    if sort == "id":
-        order = f"id {direction}"
-    # Pick the page's ids first: without JSON filters that walks only the (store_hash, id) index,
-    # so deep offsets do not read every skipped document.
-    ids = [row[0] for row in sb.db.all(
-        f"SELECT id FROM products WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
-        [store_hash, *args, limit, (page - 1) * limit])]
+    order = f"id {direction}" if sort == "id" else f"json_extract(doc, '$.{sort}') {direction}, id"
+    sql_where = "store_hash = ?" + (f" AND {where}" if where else "")
+    plain = not where and order == "id ASC"
+    version = sb.product_set_version.get(store_hash, 0)
+    total = sb.product_counts.get((store_hash, version)) if plain else None
+    if total is None:
+        total = sb.db.one(f"SELECT COUNT(*) FROM products WHERE {sql_where}", [store_hash, *args])[0]
+        if plain:
+            sb.product_counts[(store_hash, version)] = total
+    # A full pull asks for page after page: continuing from the previous page's last id keeps each
+    # request O(page size) instead of walking the whole offset.
+    mark = sb.page_marks.get((store_hash, version, limit, page - 1)) if plain and page > 1 else None
+    if mark is not None:
+        ids = [row[0] for row in sb.db.all("SELECT id FROM products WHERE store_hash = ? AND id > ? ORDER BY id "
+                                           "LIMIT ?", (store_hash, mark, limit))]
+    else:
+        # Ids first: without JSON filters this walks only the (store_hash, id) index.
+        ids = [row[0] for row in sb.db.all(
+            f"SELECT id FROM products WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [store_hash, *args, limit, (page - 1) * limit])]
     if not ids:
         return [], total
+    if plain:
+        if len(sb.page_marks) > 50_000:
+            sb.page_marks.clear()
+        sb.page_marks[(store_hash, version, limit, page)] = ids[-1]
     docs = dict(sb.db.all(f"SELECT id, doc FROM products WHERE id IN ({','.join('?' * len(ids))})", ids))
     return [docs[product_id] for product_id in ids], total
 
@@ -360,6 +374,7 @@ def create_product(sb: Sandbox, store_hash: str, body: Any, *, fire: bool = True
     if not isinstance(variant_specs, list) or len(variant_specs) > 600:
         raise unprocessable("JSON data is missing or invalid", {"variants": "must be a list of at most 600"})
     now = iso_now()
+    sb.products_changed(store_hash)
     with sb.db.transaction():
         cursor = sb.db.execute("INSERT INTO products (store_hash, doc) VALUES (?, '{}')", (store_hash,))
         product_id = cursor.lastrowid
@@ -458,6 +473,7 @@ def batch_update_products(sb: Sandbox, store_hash: str, body: Any) -> list[dict[
 
 
 def delete_products(sb: Sandbox, store_hash: str, product_ids: list[int]) -> None:
+    sb.products_changed(store_hash)
     with sb.db.transaction():
         for product_id in product_ids:
             if sb.db.execute("DELETE FROM products WHERE store_hash = ? AND id = ?", (store_hash, product_id)).rowcount:

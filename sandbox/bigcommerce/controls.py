@@ -178,6 +178,7 @@ async def generate_products(request: Request) -> Response:
     prefix = body.get("prefix") or "GEN-" + secrets.token_hex(3)
     tracking = body.get("inventory_tracking", "product")
     now = iso_now()
+    sb.products_changed(store_hash)
     with sb.db.transaction():
         first = sb.db.one("SELECT COALESCE(MAX(id), 0) + 1 FROM products")[0]
         first_variant = sb.db.one("SELECT COALESCE(MAX(id), 0) + 1 FROM variants")[0]

@@ -91,6 +91,14 @@ class Sandbox:
         self.delivery_wakeup = asyncio.Event()
         # Loopback receiver used by tests as a webhook destination (see README, /_sandbox/inbox).
         self.inboxes: dict[str, dict[str, Any]] = {}
+        # Caches for unfiltered product pages, valid while a store's set of products is unchanged.
+        self.product_set_version: dict[str, int] = {}
+        self.product_counts: dict[tuple[str, int], int] = {}
+        self.page_marks: dict[tuple[str, int, int, int], int] = {}
+
+    def products_changed(self, store_hash: str) -> None:
+        """Invalidate the page caches: call before products are added to or removed from a store."""
+        self.product_set_version[store_hash] = self.product_set_version.get(store_hash, 0) + 1
 
     # ----- stores and tokens -----
     def store(self, store_hash: str) -> dict[str, Any]:
