@@ -268,3 +268,14 @@ def test_category_trees_and_brands(sandbox):
     assert any(c["parent_id"] for c in categories)
     brands = sandbox.api("GET", "/v3/catalog/brands").json()
     assert brands["data"][0].keys() >= {"id", "name"} and "pagination" in brands["meta"]
+
+
+def test_pages_follow_offset_semantics_after_the_catalog_changes(sandbox):
+    def page(number):
+        return [p["id"] for p in sandbox.api("GET", "/v3/catalog/products",
+                                             params={"limit": 5, "page": number}).json()["data"]]
+
+    first, second = page(1), page(2)
+    assert sandbox.api("DELETE", f"/v3/catalog/products/{first[0]}").status_code == 204
+    assert page(2)[:4] == second[1:]
+    assert page(1) == first[1:] + [second[0]]
