@@ -93,6 +93,10 @@ class ApiGate:
             await self.app(scope, receive, send_with_headers)
         except ApiError as exc:
             await error_response(path, exc)(scope, receive, send_with_headers)
+        except (ValueError, TypeError, KeyError) as exc:
+            # Malformed input that slipped past validation is the caller's error, not a 500.
+            await error_response(path, ApiError(400, f"The request is invalid: {exc}"))(
+                scope, receive, send_with_headers)
 
     @staticmethod
     def _limit_headers(quota: int, left: int, window_ms: int, reset_ms: int) -> dict[str, str]:

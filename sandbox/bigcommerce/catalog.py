@@ -193,7 +193,7 @@ def product_filters(params: dict[str, str]) -> tuple[str, list[Any]]:
             args += [f"%{value}%"] * 4
         elif key in ("brand_id", "type", "availability", "inventory_tracking"):
             clauses.append(f"{field(key)} = ?")
-            args.append(int(value) if key == "brand_id" else value)
+            args.append(_ints(value, key)[0] if key == "brand_id" and _ints(value, key) else value)
         elif key in ("is_visible", "is_featured", "is_free_shipping"):
             clauses.append(f"{field(key)} = ?")
             args.append(1 if value.lower() in ("1", "true") else 0)
@@ -228,8 +228,12 @@ def product_filters(params: dict[str, str]) -> tuple[str, list[Any]]:
             clauses.append(f"{field('date_modified')} {op} ?")
             args.append(_utc_iso(value, key))
         elif key in ("price", "weight"):
+            try:
+                number = float(value)
+            except ValueError as exc:
+                raise unprocessable(f"Invalid value for {key}", {key: "must be a number"}) from exc
             clauses.append(f"{field(key)} = ?")
-            args.append(float(value))
+            args.append(number)
     return (" AND ".join(clauses), args)
 
 
