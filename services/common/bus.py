@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 
 from services.common.db import Database, UnitOfWork, insert_ignore
+from services.common.settings import env
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,12 @@ async def add_events(uow: UnitOfWork, outbox: Table, service: str,
 class EventBus:
     """One NATS connection per process, reconnecting forever."""
 
-    def __init__(self, url: str, name: str, *, replicas: int = 1) -> None:
+    def __init__(self, url: str, name: str, *, replicas: int | None = None) -> None:
         self.url = url
         self.name = name
-        self.replicas = replicas
+        # ensure_streams sets the streams' replicas, so every process must agree: a gateway
+        # left at 1 would scale the R3 streams of a JetStream cluster down at each start.
+        self.replicas = env("BACKORDER_NATS_REPLICAS", 1, int) if replicas is None else replicas
         self.nc: nats.NATS | None = None
         self.js: Any = None
         self._state_listeners: list[Callable[[bool], None]] = []
