@@ -431,7 +431,7 @@ class RateLimiter:
             reset_ms = int(headers["X-Rate-Limit-Time-Reset-Ms"])
             window_ms = int(headers.get("X-Rate-Limit-Time-Window-Ms", reset_ms))
         except (KeyError, ValueError):
-            if status != 429 and self.left is None:
+            if status is not None and status < 400 and self.left is None:
                 self.unlimited = True  # a store that sends no rate-limit headers has no quota to respect
             return
         self.unlimited = False
