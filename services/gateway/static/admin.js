@@ -501,6 +501,9 @@
       try {
         const quote = (await api("GET", "/api/v1/billing/quote?plan=" + encodeURIComponent(target))).body.data;
         const when = quote.effective_at ? quote.effective_at.slice(0, 10) : "";
+        const planName = (code) => { const h = $('[data-plan-card="' + code + '"] h3'); return h ? h.textContent : code; };
+        quote.to_plan = planName(quote.to_plan);
+        quote.from_plan = planName(quote.from_plan);
         $("#plan-title").textContent = quote.kind === "upgrade" ? "Upgrade to " + quote.to_plan : (quote.kind === "downgrade" ? "Downgrade to " + quote.to_plan : "Keep your current plan");
         $("[data-plan-subtitle]").textContent = "From " + quote.from_plan + " to " + quote.to_plan;
         $("[data-quote-label]").textContent = quote.kind === "upgrade" ? "Prorated charge now" : "Charged now";
