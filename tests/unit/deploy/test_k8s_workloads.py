@@ -171,3 +171,26 @@ def test_the_migrations_job_is_the_only_migrator(overlays: dict[str, Rendered], 
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     (container,) = pod_specs(job)[0]["containers"]
     assert container["command"] == ["backorder", "migrate"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_accepts_every_pool_at_maximum_scale(overlays: dict[str, Rendered], overlay: str):
+    """max_connections covers each database client at its largest replica count."""
+    import inspect
+
+    from services.common.db import create_engine
+
+    # services/common/db.py: pool_size connections plus as many overflow ones.
+    per_process = 2 * inspect.signature(create_engine).parameters["pool_size"].default
+    rendered = overlays[overlay]
+    autoscalers = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+                   for h in rendered.of_kind("HorizontalPodAutoscaler")}
+    clients = 1  # the migrations Job
+    for deployment in rendered.of_kind("Deployment"):
+        (container,) = pod_specs(deployment)[0]["containers"]
+        if any(v["name"] == "BACKORDER_DATABASE_URL" for v in container.get("env", [])):
+            name = deployment["metadata"]["name"]
+            clients += autoscalers.get(name, deployment["spec"].get("replicas", 1))
+    parameters = rendered.get("Cluster", "backorder-pg")["spec"]["postgresql"]["parameters"]
+    reserved = 10  # superuser_reserved_connections and the operator's own
+    assert clients * per_process + reserved <= int(parameters["max_connections"])
