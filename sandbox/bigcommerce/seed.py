@@ -61,6 +61,12 @@ VARIANT_PRODUCTS = [
 
 
 def seed_demo_catalog(sb: Sandbox, store_hash: str) -> dict[str, Any]:
+    """Create the demo catalog in one transaction (fires no webhooks)."""
+    with sb.db.transaction():
+        return _seed(sb, store_hash)
+
+
+def _seed(sb: Sandbox, store_hash: str) -> dict[str, Any]:
     brand_ids = [catalog.create_brand(sb, store_hash, {"name": name})["id"] for name in BRANDS]
     category_ids: dict[str, int] = {}
     for parent, children in CATEGORY_TREE.items():
