@@ -12,6 +12,9 @@ Fixtures
     client_secret="dev-secret", seed_demo=False) -> SandboxServer`` starts a new sandbox.
     ``app_url`` is your app's base URL (the one serving /bc/auth, /bc/load and
     POST /webhooks/bigcommerce): the install handshake and signed-payload URLs point there.
+    When your app can only start after the sandbox (it needs the sandbox URL), pass the app's URL
+    per call instead: ``store.install(app_url=...)``, ``store.uninstall(app_url=...)``,
+    ``store.signed_payload("load", app_url=...)``.
     Servers stop at the end of the session.
 ``sandbox_server`` (session) -> ``SandboxServer``
     One shared sandbox for the session (app_url = its own loopback inbox, webhook time scale 0.001).
@@ -28,9 +31,12 @@ Fixtures
 ``inbox_url(key)`` / ``inbox_requests(key)`` / ``configure_inbox(key, status=200, statuses=())`` for
 a loopback webhook receiver that records requests and answers the statuses you script.
 
-``SandboxStore``: ``store_hash``, ``token``, ``api_base_url``, ``login_base_url``, ``storefront_url``,
-``client(**kwargs) -> BigCommerceClient``, ``api(method, path, **httpx_kwargs) -> httpx.Response``,
-``install(app_url=None)``, ``uninstall(app_url=None)``, ``signed_payload(kind="load", **claims) -> str``,
+``SandboxStore``: ``store_hash``, ``token`` (the store owner's API token), ``api_base_url`` and
+``login_base_url`` (both the sandbox origin; give them to your BigCommerce client settings),
+``storefront_url`` (``{base}/s/{hash}``), ``client(**kwargs) -> BigCommerceClient`` (fast test retries),
+``api(method, path, **httpx_kwargs) -> httpx.Response``, ``install(app_url=None)``,
+``uninstall(app_url=None)``, ``signed_payload(kind="load", **claims) -> str``,
+``callback_url(kind="load", **claims) -> str`` (``{app_url}/bc/{kind}?signed_payload_jwt=…``),
 ``deliveries(**filters)``, ``wait_for_deliveries(predicate, timeout=10.0)``, ``replay(delivery_id)``,
 ``set_rate_limit(quota, window_ms=30000)``, ``fail_next(count, status=500, target="api", reset_ms=1000)``,
 ``enable_native_backorders(enabled=True)``, ``set_webhook_time_scale(scale)``, ``stats()``,
@@ -138,6 +144,9 @@ class SandboxStore:
 
     def signed_payload(self, kind: str = "load", **claims: Any) -> str:
         return self._control("POST", "/signed-payload", {"kind": kind, **claims})["signed_payload_jwt"]
+
+    def callback_url(self, kind: str = "load", **claims: Any) -> str:
+        return self._control("POST", "/signed-payload", {"kind": kind, **claims})["url"]
 
     def deliveries(self, **filters: Any) -> list[dict[str, Any]]:
         query = "&".join(f"{k}={v}" for k, v in filters.items())
