@@ -213,6 +213,10 @@ def test_signed_payload_jwt_verification(sandbox, sandbox_server):
         verify_signed_payload_jwt(sandbox.signed_payload("load", audience="another-app"), **keys)
     uninstall = verify_signed_payload_jwt(sandbox.signed_payload("uninstall"), **keys)
     assert uninstall.store_hash == sandbox.store_hash
+    url = sandbox.callback_url("remove_user", user_id=7, app_url="http://127.0.0.1:8000")
+    assert url.startswith("http://127.0.0.1:8000/bc/remove_user?signed_payload_jwt=")
+    removed = verify_signed_payload_jwt(url.split("=", 1)[1], **keys)
+    assert removed.user["id"] == 7
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
