@@ -122,10 +122,11 @@ class UnifiedBillingProvider:
     name = "unified"
 
     def __init__(self, *, api_base: str, partner_account_uuid: str, account_token: Secret, app_id: str,
-                 client: httpx.AsyncClient | None = None, timeout_s: float = 10.0) -> None:
+                 client: httpx.AsyncClient | None = None, timeout_s: float = 10.0, page_size: int = 50) -> None:
         self.url = f"{api_base.rstrip('/')}/accounts/{partner_account_uuid}/graphql"
         self.account_token = account_token
         self.app_id = app_id
+        self.page_size = page_size
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._owns_client = client is None
 
@@ -179,7 +180,7 @@ class UnifiedBillingProvider:
         scope_id = f"bc/account/scope/{store_hash}"
         after: str | None = None
         while True:
-            data = await self._call(SUBSCRIPTIONS, {"first": 50, "after": after})
+            data = await self._call(SUBSCRIPTIONS, {"first": self.page_size, "after": after})
             page = data["account"]["subscriptions"]
             for edge in page["edges"]:
                 node = edge["node"]

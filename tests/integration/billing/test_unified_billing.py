@@ -43,9 +43,9 @@ async def sandbox_url() -> AsyncIterator[str]:
     unified_billing.STATE.expected_token = None
 
 
-def provider(base: str, token: str = TOKEN) -> UnifiedBillingProvider:
+def provider(base: str, token: str = TOKEN, page_size: int = 50) -> UnifiedBillingProvider:
     return UnifiedBillingProvider(api_base=base, partner_account_uuid=PARTNER, account_token=Secret(token),
-                                  app_id="12345")
+                                  app_id="12345", page_size=page_size)
 
 
 def checkout_request(store_hash: str, cents: int, subscription_id: str = "") -> CheckoutRequest:
@@ -88,13 +88,14 @@ async def test_checkout_subscription_plan_change_and_cancel_round_trip(sandbox_u
 
 
 async def test_find_subscription_follows_the_cursor_pages(sandbox_url: str) -> None:
-    unified = provider(sandbox_url)
-    stores = [f"s{uuid.uuid4().hex[:8]}" for _ in range(55)]
+    unified = provider(sandbox_url, page_size=2)
+    unified_billing.STATE.reset()
+    stores = [f"s{uuid.uuid4().hex[:8]}" for _ in range(5)]
     try:
         for store in stores:
             charge = await unified.create_checkout(checkout_request(store, 999))
             await complete(sandbox_url, charge.checkout_url)
-        found = await unified.find_subscription(stores[-1])  # on the second page of 50
+        found = await unified.find_subscription(stores[-1])  # on the third page of 2
         assert found is not None and found.scope_id.endswith(stores[-1])
     finally:
         await unified.aclose()
