@@ -127,7 +127,12 @@ def test_every_variable_a_service_reads_is_provided(
     config = shared_config(rendered)
     read = reads[service]
     missing = sorted(v for v in read.names - set(sources) if not allowed_unset(service, v, config))
-    assert not missing, "\n".join(f"{v} (read in {', '.join(sorted(read.where[v]))})" for v in missing)
+    assert not missing, (
+        f"{service} reads settings the {overlay} overlay does not provide. Add each to "
+        "deploy/k8s/base/config.env (shared), to the Deployment's env (per service; secrets as a "
+        "secretKeyRef into backorder-app, plus the key in overlays/dev), or to ALLOWED_UNSET here "
+        "with the reason the code default is right in production:\n"
+        + "\n".join(f"  {v} (read in {', '.join(sorted(read.where[v]))})" for v in missing))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
