@@ -167,3 +167,17 @@ def test_the_graph_model_sees_a_missing_deny_all(overlays: dict[str, Rendered]):
     graph.policies = []
     assert ("storefront", "billing", GRPC["billing"]) in allowed(graph)
     assert ("storefront", "billing", GRPC["billing"]) not in allowed(build(rendered))
+
+
+def test_the_designed_grpc_paths_are_the_peers_the_code_dials():
+    """Each service's BACKORDER_<PEER>_GRPC_ADDR reads (from the code) are its allowed gRPC egress."""
+    from tests.unit.deploy.code_facts import ALL_SERVICES, settings_read_by
+
+    dialled = set()
+    for service in ALL_SERVICES:
+        for variable in settings_read_by(service).names:
+            if variable.endswith("_GRPC_ADDR"):
+                peer = variable.removeprefix("BACKORDER_").removesuffix("_GRPC_ADDR").lower().replace("_", "-")
+                dialled.add((service.replace("_", "-"), peer, GRPC[peer]))
+    designed = {(s, d, p) for s, d, p in design_paths() if d in GRPC and p == GRPC[d] and s in APPS}
+    assert dialled == designed
