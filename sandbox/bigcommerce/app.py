@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.bigcommerce import api, controls, storefront
+from sandbox.bigcommerce import api, controls, storefront, unified_billing
 from sandbox.bigcommerce.config import SandboxConfig
 from sandbox.bigcommerce.core import Sandbox
 from sandbox.bigcommerce.db import Database
@@ -67,7 +67,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             await worker.close()
             db.close()
 
-    routes = [Route("/oauth2/token", token_exchange, methods=["POST"]),
+    routes = [Route("/oauth2/token", token_exchange, methods=["POST"]), *unified_billing.routes,
               *controls.ROUTES, *storefront.ROUTES, *api.ROUTES]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error},
                     middleware=[Middleware(api.ApiGate, sandbox=sandbox)])
