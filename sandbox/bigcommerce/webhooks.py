@@ -192,7 +192,7 @@ class DeliveryWorker:
                            **json.loads(row["headers"])}
                 response = await self.http.post(row["destination"], content=row["body"].encode(), headers=headers)
                 status_code = response.status_code
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to deliver is a failed attempt, retried later
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self.in_flight.discard(row["id"])
