@@ -91,6 +91,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def spawn(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *arguments], env=env, cwd=ROOT)
+
+
 def wait_port(port: int, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -112,6 +116,29 @@ async def publish(bus: Any, product_id: int, stock: int, version: int, event_typ
         product=state, ledger_id=version)
     envelope = build_envelope(STORE, "inventory", event_type, payload, occurred_at=datetime.now(UTC))
     await bus.publish(event_subject(STORE, "inventory", event_type), envelope.SerializeToString(), envelope.event_id)
+
+
+async def all_applied(grpc_port: int, product_ids: list[int], timeout_s: float = 60) -> None:
+    """Wait (asking the storefront service directly, not the gateway) until every product is assigned."""
+    from backorder.storefront.v1 import storefront_pb2 as pb
+    from backorder.storefront.v1 import storefront_pb2_grpc
+
+    from services.common.grpc_server import insecure_channel
+
+    deadline = time.monotonic() + timeout_s
+    async with insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = storefront_pb2_grpc.StorefrontServiceStub(channel)
+        while True:
+            views = []
+            for start in range(0, len(product_ids), 250):
+                reply = await stub.GetProductViews(pb.GetProductViewsRequest(
+                    store_hash=STORE, product_ids=product_ids[start:start + 250]), timeout=10)
+                views.extend(reply.views)
+            if all(view.assigned for view in views):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("products not applied by the storefront service")
+            await asyncio.sleep(0.05)
 
 
 # ---------------------------------------------------------------- HTTP clients
@@ -226,15 +253,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                    "BACKORDER_GRPC_PORT": str(grpc_port), "BACKORDER_DATA_DIR": str(folder)}
     bus = EventBus(nats.url, "bench")
     try:
-        processes.append(subprocess.Popen([sys.executable, "-m", "services.storefront"], env=service_env, cwd=ROOT))
+        processes.append(spawn(["-m", "services.storefront"], service_env))
         wait_port(grpc_port)
         await bus.connect()
         await bus.ensure_streams()
         await publish(bus, PRODUCT, stock=3, version=1)
         gateway_env = {**env, "BACKORDER_STOREFRONT_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
                        "BACKORDER_STOREFRONT_RATE_LIMIT": "0", "BACKORDER_GATEWAY_PORT": str(gateway_port)}
-        processes.append(subprocess.Popen([sys.executable, __file__, "--serve", "gateway", "--port", str(gateway_port)],
-                                          env=gateway_env, cwd=ROOT))
+        processes.append(spawn([__file__, "--serve", "gateway", "--port", str(gateway_port)], gateway_env))
         wait_port(gateway_port)
         path = f"/storefront/v1/stores/{STORE}/products/{PRODUCT}"
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=10) as client:
@@ -245,8 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
             body = response.json()
             bare_env = {**env, "BENCH_BARE_BODY": json.dumps(body)}
-            processes.append(subprocess.Popen([sys.executable, __file__, "--serve", "bare", "--port", str(bare_port)],
-                                              env=bare_env, cwd=ROOT))
+            processes.append(spawn([__file__, "--serve", "bare", "--port", str(bare_port)], bare_env))
             wait_port(bare_port)
 
             # 1. throughput, warm cache, alternating
@@ -264,17 +289,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             first_cold = 1000
             for product_id in range(first_cold, first_cold + args.cold):
                 await publish(bus, product_id, stock=5, version=1)
-            last = f"/storefront/v1/stores/{STORE}/products/{first_cold + args.cold - 1}"
-            while (await client.get(last)).status_code != 200:
-                await asyncio.sleep(0.05)
+            await all_applied(grpc_port, list(range(first_cold, first_cold + args.cold)))
             cold: list[float] = []
             warm: list[float] = []
-            for product_id in range(first_cold, first_cold + args.cold - 1):
+            for product_id in range(first_cold, first_cold + args.cold):
                 started = time.perf_counter()
                 response = await client.get(f"/storefront/v1/stores/{STORE}/products/{product_id}")
                 cold.append(time.perf_counter() - started)
                 assert response.status_code == 200
-            for product_id in range(first_cold, first_cold + args.cold - 1):
+            for product_id in range(first_cold, first_cold + args.cold):
                 started = time.perf_counter()
                 await client.get(f"/storefront/v1/stores/{STORE}/products/{product_id}")
                 warm.append(time.perf_counter() - started)
@@ -285,7 +308,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 stock = 100 + version
                 published = time.perf_counter()
                 await publish(bus, PRODUCT, stock=stock, version=version, event_type="stock.changed")
-                while (await client.get(path)).json()["stock"] != stock:
+                while True:
+                    if (await client.get(path)).json()["stock"] == stock:
+                        break
                     await asyncio.sleep(0.001)
                 lags.append(time.perf_counter() - published)
     finally:

@@ -479,18 +479,34 @@ async def _send_entry(scope: Scope, send: Send, entry: Entry, cors: list[tuple[b
 
 
 class ProductViewEndpoint:
-    """GET /storefront/v1/stores/{store_hash}/products/{product_id} (raw ASGI: the hot path)."""
+    """GET /storefront/v1/stores/{store_hash}/products/{product_id} (raw ASGI: the hot path).
+
+    A cache hit costs a dict lookup, the store's token bucket and one header pass; ids are
+    validated on a miss (only valid ids are ever cached).
+    """
+
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._state: StorefrontState | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = state_of(scope["app"])
+        app = scope["app"]
+        if app is not self._app or self._state is None:
+            self._app, self._state = app, state_of(app)
+        state = self._state
         params = scope["path_params"]
         store_hash = params["store_hash"]
-        origin = _header(scope, b"origin")
+        origin = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = value
+            elif name == b"if-none-match":
+                if_none_match = value
         if scope["method"] == "OPTIONS":
             await _send(send, 204, _preflight_headers(state.cors_headers(store_hash, origin)), b"")
             return
         raw_id = params["product_id"]
-        if not _STORE_HASH.match(store_hash) or not _PRODUCT_ID.match(raw_id):
+        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 16:
             await _send(send, 404, _plain_headers(NOT_FOUND_BODY), NOT_FOUND_BODY)
             return
         if not state.allow(store_hash):
@@ -500,19 +516,27 @@ class ProductViewEndpoint:
         key = (store_hash, int(raw_id))
         entry = state.views.get(key)
         now = time.monotonic()
-        store = state.stores.get(store_hash)
-        if entry is None or entry.expires_at <= now or (
-                origin is not None and (store is None or store.entry.expires_at <= now)):
+        if entry is None or entry.expires_at <= now or origin is not None and (
+                (store := state.stores.get(store_hash)) is None or store.entry.expires_at <= now):
+            if not _STORE_HASH.match(store_hash) or not _PRODUCT_ID.match(raw_id):
+                await _send(send, 404, _plain_headers(NOT_FOUND_BODY), NOT_FOUND_BODY)
+                return
             try:
                 if origin is not None:
-                    await fetch_store(scope["app"], state, store_hash)
+                    await fetch_store(app, state, store_hash)
                 if entry is None or entry.expires_at <= now:
-                    entry = await fetch_view(scope["app"], state, store_hash, key[1])
+                    entry = await fetch_view(app, state, store_hash, key[1])
             except DomainError as error:
                 status, body = error_bytes(error)
                 await _send(send, status, [*_plain_headers(body), *state.cors_headers(store_hash, origin)], body)
                 return
-        await _send_entry(scope, send, entry, state.cors_headers(store_hash, origin))
+        cors = state.cors_headers(store_hash, origin) if origin is not None else []
+        if if_none_match is not None and entry.etag.encode() in if_none_match:
+            headers = [h for h in entry.headers if h[0] not in {b"content-type", b"content-length"}]
+            await _send(send, 304, [*headers, *cors], b"")
+            return
+        await _send(send, entry.status, entry.headers + cors if cors else entry.headers,
+                    b"" if scope["method"] == "HEAD" else entry.body)
 
 
 class SettingsEndpoint:

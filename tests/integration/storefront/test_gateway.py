@@ -136,7 +136,8 @@ async def test_unknown_store_product_and_bad_ids_look_the_same(gateway, bus) -> 
     bodies = []
     for path in (f"/storefront/v1/stores/{new_store()}/products/1", f"/storefront/v1/stores/{store}/products/999",
                  f"/storefront/v1/stores/{store}/products/abc", f"/storefront/v1/stores/{store}/products/-1",
-                 "/storefront/v1/stores/Bad.Hash/products/1", f"/storefront/v1/stores/{new_store()}/settings"):
+                 "/storefront/v1/stores/Bad.Hash/products/1", f"/storefront/v1/stores/{new_store()}/settings",
+                 f"/storefront/v1/stores/{store}/products/%C2%B2", f"/storefront/v1/stores/{store}/products/{'9' * 17}"):
         response = await client.get(path)
         assert response.status_code == 404, path
         bodies.append(response.content)
