@@ -92,7 +92,10 @@ def test_include_variants_and_include_fields(sandbox):
 
 
 def test_missing_product_is_a_v3_404(sandbox):
-    assert_v3_error(sandbox.api("GET", "/v3/catalog/products/999999999"), 404)
+    response = sandbox.api("GET", "/v3/catalog/products/999999999")
+    assert_v3_error(response, 404)
+    for header in RATE_HEADERS:
+        assert header in response.headers
 
 
 def test_invalid_product_is_a_v3_422_naming_the_field(sandbox):
