@@ -109,9 +109,11 @@ def _tree(path: Path) -> ast.Module:
     return _TREES[path]
 
 
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
 def _definitions(tree: ast.Module) -> dict[str, ast.AST]:
-    return {node.name: node for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return {node.name: node for node in tree.body if isinstance(node, DEFINITIONS)}
 
 
 def _slice(tree: ast.Module, names: set[str] | None) -> list[ast.AST]:
@@ -121,8 +123,7 @@ def _slice(tree: ast.Module, names: set[str] | None) -> list[ast.AST]:
     if names is None:
         return [tree]
     definitions = _definitions(tree)
-    nodes: list[ast.AST] = [n for n in tree.body if not isinstance(n, tuple(type(d) for d in definitions.values()))
-                            ] if definitions else list(tree.body)
+    nodes: list[ast.AST] = [n for n in tree.body if not isinstance(n, DEFINITIONS)]
     wanted = [n for n in names if n in definitions]
     taken: set[str] = set()
     while wanted:
@@ -229,17 +230,3 @@ def settings_read_by(service: str) -> SettingsRead:
         for name in names:
             result.where.setdefault(name, set()).add(str(path.relative_to(REPO)))
     return result
-
-
-def module_constants(module: str) -> dict[str, object]:
-    """Module-level constants (ints, strings, tuples, dicts of literals) without importing it."""
-    path = module_path(module)
-    assert path is not None, module
-    constants: dict[str, object] = {}
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                constants[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-    return constants
