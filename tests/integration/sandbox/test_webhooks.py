@@ -31,6 +31,7 @@ def test_inventory_update_delivers_documented_payload_with_custom_headers(sandbo
     request = received(sandbox, key, 1)[0]
     assert request["headers"]["x-backorder-hook-token"] == "per-store-secret"
     assert request["headers"]["content-type"] == "application/json"
+    assert request["headers"]["webhook-signature"].startswith("v1,") and request["headers"]["webhook-id"]
     payload = json.loads(request["body"])
     assert list(payload) == ["scope", "store_id", "data", "hash", "created_at", "producer"]
     assert payload["scope"] == "store/product/inventory/updated"

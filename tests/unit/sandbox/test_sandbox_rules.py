@@ -68,3 +68,18 @@ def test_config_reads_environment_and_hides_the_secret():
     assert "shh" not in repr(config)
     with pytest.raises(SystemExit):
         SandboxConfig.from_env({"BACKORDER_SANDBOX_PORT": "eighty"})
+
+
+def test_standard_webhook_signature_verifies_with_the_client_secret():
+    import base64
+    import hmac
+
+    from sandbox.bigcommerce.webhooks import standard_webhook_headers
+
+    row = {"id": 12, "replay_of": None, "body": '{"scope":"store/order/created"}'}
+    headers = standard_webhook_headers("dev-secret", row, 1700000000)
+    assert headers["webhook-id"] == "msg_12" and headers["webhook-timestamp"] == "1700000000"
+    expected = hmac.new(b"dev-secret", b'msg_12.1700000000.{"scope":"store/order/created"}', hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(expected).decode()
+    replay = standard_webhook_headers("dev-secret", {**row, "id": 40, "replay_of": 12}, 1700000000)
+    assert replay == headers
