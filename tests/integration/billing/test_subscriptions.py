@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from backorder.billing.v1 import billing_pb2
 
+from services.billing import server
+from services.billing.domain import InvalidPlanConfig
 from tests.integration.billing.conftest import Billing, wait_for
 
 
@@ -211,3 +213,15 @@ async def test_list_plans_returns_the_catalogue_in_cents(billing: Billing) -> No
     assert [(p.code, p.max_assigned_products, p.unlimited, p.price.amount_cents, p.price.currency) for p in plans] == [
         ("free", 1, False, 0, "USD"), ("starter", 25, False, 999, "USD"), ("growth", 250, False, 2999, "USD"),
         ("unlimited", 0, True, 7999, "USD")]
+
+
+async def test_a_bad_plan_catalogue_stops_the_service_at_start_naming_plan_and_field(
+        start_service, sqlite_database_url, monkeypatch) -> None:
+    monkeypatch.setenv("BACKORDER_BILLING_PLANS_JSON",
+                       '[{"code": "free", "name": "Free", "max_assigned_products": 1, "price_cents": "zero"}]')
+    try:
+        await start_service("billing", server.setup, sqlite_database_url())
+    except InvalidPlanConfig as exc:
+        assert (exc.plan, exc.field_name) == ("free", "price_cents")
+    else:
+        raise AssertionError("the service started with a bad catalogue")

@@ -154,3 +154,33 @@ async def test_the_billing_service_upgrades_through_a_unified_billing_checkout(
         assert await unified.find_subscription(store) is None
     finally:
         await unified.aclose()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pricingPlan": {"interval": "WEEK", "price": {"value": 1, "currencyCode": "USD"}}}, "interval"),
+        ({"pricingPlan": {"interval": "MONTH", "price": {"value": 1, "currencyCode": "EUR"}}}, "currencyCode"),
+        ({"pricingPlan": {"interval": "MONTH", "price": {"value": -1, "currencyCode": "USD"}}}, "negative"),
+        ({"scope": {"id": "bc/account/scope/x", "type": "CHANNEL"}}, "scope"),
+        ({"subscriptionId": "bc/account/subscription/nope"}, "not found"),
+    ],
+)
+async def test_the_sandbox_refuses_bad_checkouts_like_graphql_does(sandbox_url: str, change: dict,
+                                                                   message: str) -> None:
+    item = {"product": {"id": "bc/account/product/1", "type": "APPLICATION", "productLevel": "Starter"},
+            "scope": {"id": "bc/account/scope/s1", "type": "STORE"},
+            "pricingPlan": {"interval": "MONTH", "price": {"value": 9.99, "currencyCode": "USD"}, "trialDays": 0},
+            "description": "x", "redirectUrl": "https://example.invalid"}
+    item.update(change)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{sandbox_url}/accounts/{PARTNER}/graphql", headers={"X-Auth-Token": TOKEN},
+            json={"query": "mutation ($checkout: CreateCheckoutInput!) { checkout { createCheckout(input: $checkout) "
+                           "{ checkout { id } } } }",
+                  "variables": {"checkout": {"accountId": "bc/account/account/m1", "items": [item]}}})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["data"] is None and message in body["errors"][0]["message"]
+        missing_token = await client.post(f"{sandbox_url}/accounts/{PARTNER}/graphql", json={"query": "{}"})
+        assert missing_token.status_code == 401
