@@ -10,7 +10,7 @@ quietly grow past what the tests understand:
 - `namespace`, `labels` (pairs, includeSelectors=false, includeTemplates) and `images`
   (newName / newTag / digest);
 - `configMapGenerator` / `secretGenerator` (envs, literals, files; behavior create/merge/replace;
-  type) with `generatorOptions.disableNameSuffixHash`; a generated ConfigMap or Secret gets a
+  type; options disableNameSuffixHash and labels) with `generatorOptions`; a generated ConfigMap or Secret gets a
   content-hash suffix (the same idea as kustomize's, not the same digits) and the references
   to it in pod templates are renamed;
 - `patches` (file or inline): strategic merge (maps merge; containers, env, ports, volumes
@@ -209,6 +209,12 @@ def _generate(objects: list[Obj], generated: dict[tuple, Obj], folder: Path, gen
         if "options" in generator:
             generated.setdefault((kind, obj["metadata"].get("namespace", ""), name), {}).update(
                 generator["options"])
+    unknown_options = set(generator.get("options", {})) - {"disableNameSuffixHash", "labels"}
+    if unknown_options:
+        raise KustomizeError(f"{folder}: generator options not implemented: {sorted(unknown_options)}")
+    labels = generator.get("options", {}).get("labels") if behavior != "create" else merged_options.get("labels")
+    if labels:
+        obj["metadata"].setdefault("labels", {}).update(labels)
     if kind == "Secret":
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         obj["data"] = {**obj.get("data", {}), **encoded}

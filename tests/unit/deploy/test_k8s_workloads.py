@@ -194,3 +194,18 @@ def test_postgres_accepts_every_pool_at_maximum_scale(overlays: dict[str, Render
     parameters = rendered.get("Cluster", "backorder-pg")["spec"]["postgresql"]["parameters"]
     reserved = 10  # superuser_reserved_connections and the operator's own
     assert clients * per_process + reserved <= int(parameters["max_connections"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_pre_rollout_selection_holds_everything_the_migrations_job_needs(
+        overlays: dict[str, Rendered], overlay: str):
+    """docs/operations.md applies `-l backorder.io/phase=pre-rollout` before a rollout."""
+    rendered = overlays[overlay]
+    selected = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects
+                if o["metadata"].get("labels", {}).get("backorder.io/phase") == "pre-rollout"}
+    job = rendered.get("Job", "migrations")
+    pod = pod_specs(job)[0]
+    (container,) = pod["containers"]
+    needed = {("Job", "migrations"), ("ServiceAccount", pod["serviceAccountName"])}
+    needed |= {("ConfigMap", source["configMapRef"]["name"]) for source in container["envFrom"]}
+    assert selected == needed
