@@ -260,32 +260,3 @@ async def start_service(nats_server: NatsServer) -> AsyncIterator[Callable[..., 
 def run_blocking(func: Callable[..., Any], *args: Any) -> Awaitable[Any]:
     return asyncio.to_thread(func, *args)
 
-
-@pytest.fixture
-async def serve_asgi() -> AsyncIterator[Callable[..., Awaitable[str]]]:
-    """Factory: `base_url = await serve_asgi(app)` serves an ASGI app with uvicorn on a free
-    loopback port inside this event loop (lifespan included); stopped at teardown."""
-    import uvicorn
-
-    servers: list[tuple[Any, asyncio.Task[None]]] = []
-
-    async def serve(app: Any, **config: Any) -> str:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                               access_log=False, lifespan="on", **config))
-        task = asyncio.create_task(server.serve())
-        servers.append((server, task))
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped during start-up")
-            if time.monotonic() > deadline:
-                raise TimeoutError("uvicorn did not start")
-            await asyncio.sleep(0.01)
-        return f"http://127.0.0.1:{port}"
-
-    yield serve
-    for server, task in reversed(servers):
-        server.should_exit = True
-        await task

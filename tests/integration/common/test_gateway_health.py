@@ -24,7 +24,7 @@ async def test_healthz_names_the_backend_that_is_not_serving(sqlite_database_url
         "BACKORDER_CATALOG_SYNC_GRPC_ADDR": f"127.0.0.1:{closed}",
         "BACKORDER_STOREFRONT_GRPC_ADDR": f"127.0.0.1:{closed}",
     }
-    base = await serve_asgi(create_app(GatewaySettings.from_env(environ=environ)))
+    base = serve_asgi(create_app(GatewaySettings.from_env(environ=environ)))
     async with httpx.AsyncClient(base_url=base) as client:
         reply = await client.get("/healthz")
         metrics = await client.get("/metrics")
