@@ -43,7 +43,8 @@ def test_every_object_is_valid_against_the_kubernetes_schemas(overlays: dict[str
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_namespaced_object_lands_in_the_overlay_namespace(overlays: dict[str, Rendered], overlay: str):
     rendered = overlays[overlay]
-    assert len(rendered.of_kind("Namespace")) == 1
+    (namespace,) = rendered.of_kind("Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     for obj in rendered.objects:
         if obj["kind"] not in CLUSTER_SCOPED:
             assert obj["metadata"].get("namespace") == rendered.namespace, obj["metadata"]["name"]
