@@ -29,7 +29,7 @@ CURRENCY = "USD"
 START_PLAN = "free"
 KEEP_EARLIEST_ASSIGNED = "keep_earliest_assigned"
 MAX_CATCH_UP_CYCLES = 1200  # a hundred years: a bound against a corrupt anchor, never reached in practice
-STORE_HASH_PATTERN = re.compile(r"^[a-z0-9]{1,32}$")
+STORE_HASH_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as catalog_sync accepts; no dots (NATS subjects)
 PLAN_CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 ACTIVE = "active"
@@ -200,7 +200,7 @@ def parse_plans_json(raw: str) -> Catalogue:
 def validate_store_hash(store_hash: str) -> str:
     if not STORE_HASH_PATTERN.match(store_hash or ""):
         raise ValidationFailed(
-            "store_hash must be 1-32 lowercase letters or digits",
+            "store_hash must be 1-64 letters, digits, _ or -",
             errors=[{"field": "store_hash", "reason": "invalid", "value": store_hash}],
         )
     return store_hash

@@ -29,7 +29,7 @@ _ID = BigInteger().with_variant(Integer, "sqlite")
 subscriptions = Table(
     "subscriptions",
     metadata,
-    Column("store_hash", String(32), primary_key=True),
+    Column("store_hash", String(64), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("plan", String(32), nullable=False),
     # NULL = unlimited.
@@ -59,7 +59,7 @@ charges = Table(
     "charges",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("store_hash", String(32), nullable=False),
+    Column("store_hash", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("plan", String(32), nullable=False),
     Column("from_plan", String(32), nullable=False, server_default=""),
@@ -87,7 +87,7 @@ history = Table(
     "subscription_history",
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("store_hash", String(32), nullable=False),
+    Column("store_hash", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("from_plan", String(32), nullable=False),

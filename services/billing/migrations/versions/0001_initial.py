@@ -23,7 +23,7 @@ _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 def upgrade() -> None:
     op.create_table(
         "subscriptions",
-        sa.Column("store_hash", sa.String(32), primary_key=True),
+        sa.Column("store_hash", sa.String(64), primary_key=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("plan", sa.String(32), nullable=False),
         sa.Column("max_assigned_products", sa.BigInteger, nullable=True),
@@ -50,7 +50,7 @@ def upgrade() -> None:
     op.create_table(
         "charges",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("store_hash", sa.String(32), nullable=False),
+        sa.Column("store_hash", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("plan", sa.String(32), nullable=False),
         sa.Column("from_plan", sa.String(32), nullable=False, server_default=""),
@@ -75,7 +75,7 @@ def upgrade() -> None:
     op.create_table(
         "subscription_history",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("store_hash", sa.String(32), nullable=False),
+        sa.Column("store_hash", sa.String(64), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("from_plan", sa.String(32), nullable=False),
