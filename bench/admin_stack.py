@@ -72,7 +72,7 @@ async def admin_stack(admin_url: str, products: int) -> AsyncIterator[tuple[Any,
             store = await asyncio.to_thread(stack.sandbox.create_store, seed_demo=False)
             await asyncio.to_thread(store.set_rate_limit, None)
             started = time.perf_counter()
-            await asyncio.to_thread(store.generate_products, products)
+            generated = await asyncio.to_thread(store.generate_products, products)
             result = await asyncio.to_thread(store.install)
             assert result.get("installed"), result
 
@@ -85,15 +85,8 @@ async def admin_stack(admin_url: str, products: int) -> AsyncIterator[tuple[Any,
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             await stack.billing.ChangePlan(billing_pb2.ChangePlanRequest(store_hash=store.store_hash,
                                                                          plan="unlimited"))
-            ids: list[int] = []
-            page = 1
-            while True:
-                reply = await stack.catalog.ListProducts(catalog_pb2.ListProductsRequest(
-                    store_hash=store.store_hash, page=page, limit=250))
-                ids.extend(p.product_id for p in reply.products)
-                if len(reply.products) < 250:
-                    break
-                page += 1
+            # Generated products have consecutive ids (paging 100,000 through the mirror is slow).
+            ids = list(range(generated["first_id"], generated["last_id"] + 1))
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as http:
                 token = await asyncio.to_thread(store.signed_payload, "load")
                 response = await http.get("/bc/load", params={"signed_payload_jwt": token})
