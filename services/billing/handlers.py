@@ -295,21 +295,30 @@ class BillingHandlers:
                 ended = True
             await uow.commit()
         if ended and self.provider.name != "none":
-            try:
-                subscription = await self.provider.find_subscription(store_hash)
-                if subscription is not None:
-                    await self.provider.cancel_subscription(subscription.id)
-            except Exception:  # noqa: BLE001 - the uninstall stands; an operator can cancel by hand
-                log.exception("could not cancel the provider subscription of %s", store_hash)
+            await self._cancel_provider_subscription(store_hash)
         return await self._view(store_hash)
 
     async def catch_up(self, store_hash: str) -> bool:
-        """Apply every renewal and due downgrade of one store; True when something changed."""
+        """Apply every renewal and due downgrade of one store; True when something changed.
+        A downgrade to a free plan then cancels the provider's subscription (best effort)."""
         now = self.now()
         async with self.db.unit_of_work() as uow:
             stored, caught_up = await self._locked_current(uow, store_hash, now)
             await uow.commit()
-        return stored is not None and caught_up is not None and caught_up.state != stored.state
+        if stored is None or caught_up is None or caught_up.state == stored.state:
+            return False
+        downgrades = [change for change in caught_up.changes if change.reason == "downgrade"]
+        if downgrades and downgrades[-1].new_plan.price_cents == 0 and self.provider.name != "none":
+            await self._cancel_provider_subscription(store_hash)
+        return True
+
+    async def _cancel_provider_subscription(self, store_hash: str) -> None:
+        try:
+            subscription = await self.provider.find_subscription(store_hash)
+            if subscription is not None:
+                await self.provider.cancel_subscription(subscription.id)
+        except Exception:  # noqa: BLE001 - our change stands; an operator can cancel by hand
+            log.exception("could not cancel the provider subscription of %s", store_hash)
 
     async def run_due(self, *, batch: int = 200) -> int:
         """One scheduler pass: catch up every store whose cycle has ended; returns how many moved.

@@ -18,7 +18,7 @@ from sandbox.bigcommerce import unified_billing
 from services.billing.providers import CheckoutRequest, UnifiedBillingProvider, provider_from_env
 from services.common.errors import DomainError, Unavailable
 from services.common.settings import MissingSetting, Secret
-from tests.integration.billing.conftest import FakeClock
+from tests.integration.billing.conftest import FakeClock, wait_for
 from tests.plugins.services import free_port
 
 PARTNER = "0b6f4a39-5c2e-4d1a-9f0e-partner00001"
@@ -184,3 +184,29 @@ async def test_the_sandbox_refuses_bad_checkouts_like_graphql_does(sandbox_url: 
         assert body["data"] is None and message in body["errors"][0]["message"]
         missing_token = await client.post(f"{sandbox_url}/accounts/{PARTNER}/graphql", json={"query": "{}"})
         assert missing_token.status_code == 401
+
+
+async def test_a_downgrade_to_free_cancels_the_provider_subscription_at_the_cycle_end(
+        sandbox_url: str, billing_factory, sqlite_database_url) -> None:
+    store = f"s{uuid.uuid4().hex[:8]}"
+    clock = FakeClock(datetime(2026, 4, 1, tzinfo=UTC))
+    billing = await billing_factory(sqlite_database_url(), clock=clock, provider=provider(sandbox_url))
+    await billing.stub.StartSubscription(billing_pb2.StartSubscriptionRequest(
+        store_hash=store, merchant_account_uuid="merchant-uuid-1"))
+    reply = await billing.change(store, "growth")
+    await complete(sandbox_url, reply.charge.checkout_url)
+    await billing.change(store, "free")
+    unified = provider(sandbox_url)
+    try:
+        clock.set(datetime(2026, 4, 20, tzinfo=UTC))
+        assert await billing.handlers.run_due() == 0
+        assert await unified.find_subscription(store) is not None  # still growth until May 1
+        clock.set(datetime(2026, 5, 1, 0, 0, 1, tzinfo=UTC))
+
+        async def cancelled() -> bool:
+            return await unified.find_subscription(store) is None
+
+        await wait_for(cancelled, what="the provider subscription to be cancelled")
+        assert await billing.entitlement(store) == ("free", 1, False)
+    finally:
+        await unified.aclose()
