@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from services.common.bus import add_events
 from services.common.db import Database, UnitOfWork, insert_ignore
 from services.common.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
-from services.inventory import domain, repository
+from services.inventory import bulk, domain, repository
 from services.inventory.repository import ProductRow, StoreSettingsRow, utcnow
 from services.inventory.tables import api_tokens, assigned_products, backorder_report, outbox, stock_ledger
 
@@ -217,9 +217,22 @@ class ChangeSet:
         With keys_checked=False the caller did not read the keys first: the ledger insert
         skips existing keys, and if any was skipped KeyRaced is raised (the caller rolls
         back and runs again, reading the keys)."""
-        await repository.write_products(uow.conn, list(self.products.values()))
+        await bulk.update_rows(uow, assigned_products, "id", [{
+            "id": p.id, "stock": p.stock, "threshold": p.threshold, "incoming_stock": p.incoming_stock,
+            "back_in_stock_date": p.back_in_stock_date, "name": p.name, "sku": p.sku, "category_key": p.category_key,
+            "brand_id": p.brand_id, "version": p.version, "updated_at": p.updated_at,
+        } for p in self.products.values()])
         ids: dict[str, int] = {}
-        if self.ledger_rows:
+        allocated = await bulk.allocate_ids(uow, stock_ledger, len(self.ledger_rows))
+        if allocated is not None:
+            for row, ledger_id in zip(self.ledger_rows, allocated, strict=True):
+                row["id"] = ledger_id
+            try:
+                await bulk.copy_rows(uow, stock_ledger, self.ledger_rows)
+            except bulk.DuplicateKey as exc:
+                raise KeyRaced() from exc
+            ids = {row["idempotency_key"]: row["id"] for row in self.ledger_rows}
+        elif self.ledger_rows:
             if keys_checked:
                 statement = stock_ledger.insert().returning(stock_ledger.c.id, stock_ledger.c.idempotency_key,
                                                             sort_by_parameter_order=True)
@@ -230,10 +243,9 @@ class ChangeSet:
             ids = {row.idempotency_key: row.id for row in result}
             if len(ids) != len(self.ledger_rows):
                 raise KeyRaced()
-        if self.report_rows:
-            await uow.conn.execute(backorder_report.insert(), self.report_rows)
+        await bulk.copy_rows(uow, backorder_report, self.report_rows)
         built = [(store, kind, payload(ids) if callable(payload) else payload) for store, kind, payload in self.events]
-        await add_events(uow, outbox, SERVICE, built)
+        await bulk.add_events_copy(uow, outbox, SERVICE, built)
         return ids
 
 
@@ -334,10 +346,10 @@ class InventoryHandlers:
                     await uow.commit()
                 self._notify_ledger()
                 return result
-            except DBAPIError as exc:
-                if attempt == attempts - 1 or not _is_retryable(exc):
+            except (DBAPIError, KeyRaced) as exc:
+                if attempt == attempts - 1 or (isinstance(exc, DBAPIError) and not _is_retryable(exc)):
                     raise
-                log.info("retrying transaction after %s", type(exc.orig).__name__ if exc.orig else exc)
+                log.info("retrying transaction after %s", type(exc).__name__)
         raise AssertionError("unreachable")
 
     def _notify_ledger(self) -> None:
@@ -415,10 +427,21 @@ class InventoryHandlers:
             "category_key": domain.category_key(c.category_ids), "brand_id": c.brand_id, "version": 1,
             "assigned_at": now, "updated_at": now,
         } for c in commands]
-        result = await uow.conn.execute(
-            assigned_products.insert().returning(assigned_products.c.id, sort_by_parameter_order=True), rows)
-        products = [ProductRow(id=r.id, **{k: v for k, v in row.items() if k not in ("variant_id", "location_id")})
-                    for r, row in zip(result, rows, strict=True)]
+        allocated = await bulk.allocate_ids(uow, assigned_products, len(rows))
+        if allocated is not None:
+            for row, product_row_id in zip(rows, allocated, strict=True):
+                row["id"] = product_row_id
+            try:
+                await bulk.copy_rows(uow, assigned_products, rows)
+            except bulk.DuplicateKey as exc:
+                raise KeyRaced() from exc
+        else:
+            result = await uow.conn.execute(
+                assigned_products.insert().returning(assigned_products.c.id, sort_by_parameter_order=True), rows)
+            for row, inserted in zip(rows, result, strict=True):
+                row["id"] = inserted.id
+        products = [ProductRow(**{k: v for k, v in row.items() if k not in ("variant_id", "location_id")})
+                    for row in rows]
         ledger_rows = []
         events: list[tuple[str, str, Message]] = []
         for index, product in enumerate(products):
@@ -431,8 +454,8 @@ class InventoryHandlers:
             })
             events.append((product.store_hash, "product.assigned",
                            events_pb.ProductAssigned(product=product_state(product, settings), actor=actor)))
-        await uow.conn.execute(stock_ledger.insert(), ledger_rows)
-        await add_events(uow, outbox, SERVICE, events)
+        await bulk.copy_rows(uow, stock_ledger, ledger_rows)
+        await bulk.add_events_copy(uow, outbox, SERVICE, events)
         return products
 
     async def update(self, store_hash: str, raw_items: Sequence[dict[str, Any]], *, actor: str = "",

@@ -139,17 +139,21 @@ async def count_assigned(conn: AsyncConnection, store_hash: str) -> int:
 
 
 async def lock_products(conn: AsyncConnection, store_hash: str, product_ids: Iterable[int]) -> dict[int, ProductRow]:
-    """SELECT … FOR UPDATE the store's product-level rows, in primary-key order."""
+    """SELECT … FOR UPDATE the store's product-level rows, in primary-key order.
+
+    Beyond 1,000 ids (imports) every row of the store is locked instead of binding a huge
+    IN list; the lock order is the same."""
     ids = sorted(set(product_ids))
     if not ids:
         return {}
+    conditions = [P.c.store_hash == store_hash, product_level()]
+    if len(ids) <= 1000:
+        conditions.append(P.c.product_id.in_(ids))
     rows = (await conn.execute(
-        select(*PRODUCT_COLUMNS)
-        .where(P.c.store_hash == store_hash, P.c.product_id.in_(ids), product_level())
-        .order_by(P.c.id)
-        .with_for_update()
+        select(*PRODUCT_COLUMNS).where(*conditions).order_by(P.c.id).with_for_update()
     )).all()
-    return {row.product_id: ProductRow.from_row(row) for row in rows}
+    wanted = set(ids)
+    return {row.product_id: ProductRow.from_row(row) for row in rows if row.product_id in wanted}
 
 
 async def lock_products_many(conn: AsyncConnection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], ProductRow]:
@@ -179,33 +183,6 @@ async def load_products(conn: AsyncConnection, store_hash: str, product_ids: Ite
 async def assigned_ids(conn: AsyncConnection, store_hash: str) -> set[int]:
     rows = await conn.execute(select(P.c.product_id).where(P.c.store_hash == store_hash, product_level()))
     return {r.product_id for r in rows}
-
-
-async def write_products(conn: AsyncConnection, products: Sequence[ProductRow]) -> None:
-    """Write changed rows back (the rows are locked by this transaction)."""
-    if not products:
-        return
-    from sqlalchemy import bindparam
-
-    statement = (
-        update(P)
-        .where(P.c.id == bindparam("row_id"))
-        .values(
-            stock=bindparam("new_stock"), threshold=bindparam("new_threshold"),
-            incoming_stock=bindparam("new_incoming"), back_in_stock_date=bindparam("new_date"),
-            name=bindparam("new_name"), sku=bindparam("new_sku"), category_key=bindparam("new_categories"),
-            brand_id=bindparam("new_brand"), version=bindparam("new_version"), updated_at=bindparam("new_updated"),
-        )
-    )
-    await conn.execute(statement, [
-        {
-            "row_id": p.id, "new_stock": p.stock, "new_threshold": p.threshold, "new_incoming": p.incoming_stock,
-            "new_date": p.back_in_stock_date, "new_name": p.name, "new_sku": p.sku,
-            "new_categories": p.category_key, "new_brand": p.brand_id, "new_version": p.version,
-            "new_updated": p.updated_at,
-        }
-        for p in products
-    ])
 
 
 async def insert_ledger(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
