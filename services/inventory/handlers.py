@@ -420,11 +420,14 @@ class InventoryHandlers:
                                commands: Sequence[domain.AssignCommand], *, actor: str, source: str,
                                key_prefix: str, keys: Sequence[str] | None = None) -> list[ProductRow]:
         now = utcnow()
+        # Versions start at the assignment's microsecond and grow by 1 per change, so a
+        # re-assigned product's views are newer than those of its previous assignment.
+        first_version = time.time_ns() // 1000
         rows = [{
             "store_hash": settings.store_hash, "product_id": c.product_id, "variant_id": None, "location_id": None,
             "name": c.name, "sku": c.sku, "stock": c.stock, "threshold": c.threshold,
             "incoming_stock": c.incoming_stock, "back_in_stock_date": c.back_in_stock_date,
-            "category_key": domain.category_key(c.category_ids), "brand_id": c.brand_id, "version": 1,
+            "category_key": domain.category_key(c.category_ids), "brand_id": c.brand_id, "version": first_version,
             "assigned_at": now, "updated_at": now,
         } for c in commands]
         allocated = await bulk.allocate_ids(uow, assigned_products, len(rows))
@@ -522,6 +525,8 @@ class InventoryHandlers:
             settings = await repository.get_settings(uow.conn, store_hash)
             now = utcnow()
             products = [locked[p] for p in product_ids]
+            for product in products:
+                product.version += 1
             await uow.conn.execute(delete(assigned_products).where(assigned_products.c.id.in_([p.id for p in products])))
             await uow.conn.execute(stock_ledger.insert(), [{
                 "store_hash": store_hash, "product_id": p.product_id, "kind": "unassign", "delta": 0,

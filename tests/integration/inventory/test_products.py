@@ -225,6 +225,18 @@ async def test_unassign_publishes_write_back_options_and_stock(database_url, sta
                                                                                    product_ids=[1]))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
+    # Views stay ordered across unassign and re-assign (storefront keeps the highest version).
+    await inv.assign(store_hash, {"product_id": 1, "stock": 2})
+    await wait_until(lambda: outbox_drained(inv), 10, "outbox")
+    versions = []
+    for envelope in await published_events(nats_server.url, store_hash, "product.*", expected=5):
+        payload = events_pb.ProductAssigned() if envelope.type == "product.assigned" else events_pb.ProductUnassigned()
+        envelope.payload.Unpack(payload)
+        if payload.product.product_id == 1:
+            versions.append((envelope.type, payload.product.version))
+    assert [t for t, _ in versions] == ["product.assigned", "product.unassigned", "product.assigned"]
+    assert versions[0][1] < versions[1][1] < versions[2][1]
+
 
 async def test_list_filters_by_status_and_search_with_total(database_url, start_inventory, fake_billing):
     inv = await start_inventory(database_url())

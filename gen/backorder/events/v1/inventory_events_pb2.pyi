@@ -54,7 +54,9 @@ class InventoryProductState(_message.Message):
     name: _builtins.str
     sku: _builtins.str
     version: _builtins.int
-    """Ledger entry id of the last stock change (orders views: bigger is newer)."""
+    """Orders the views of one product: bigger is newer, also across unassign and re-assign
+    (starts at the assignment's Unix time in microseconds, +1 per change).
+    """
     def __init__(
         self,
         *,
