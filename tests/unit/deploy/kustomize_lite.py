@@ -291,6 +291,9 @@ def pod_specs(obj: Obj) -> list[Obj]:
 
 
 def _apply_labels(objects: list[Obj], label_set: Obj) -> None:
+    unknown = set(label_set) - {"pairs", "includeSelectors", "includeTemplates"}
+    if unknown:
+        raise KustomizeError(f"labels fields not implemented: {sorted(unknown)}")
     if label_set.get("includeSelectors"):
         raise KustomizeError("labels.includeSelectors is not implemented (selectors are immutable anyway)")
     pairs = label_set["pairs"]
@@ -314,6 +317,9 @@ def _split_image(image: str) -> tuple[str, str]:
 
 
 def _apply_image(objects: list[Obj], rule: Obj) -> None:
+    unknown = set(rule) - {"name", "newName", "newTag", "digest"}
+    if unknown:
+        raise KustomizeError(f"image fields not implemented: {sorted(unknown)}")
     for obj in objects:
         for pod_spec in pod_specs(obj):
             for container in pod_spec.get("containers", []) + pod_spec.get("initContainers", []):
