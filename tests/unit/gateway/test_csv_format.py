@@ -186,3 +186,18 @@ def test_safe_cell_examples(value, expected):
 def test_error_report_is_csv_with_neutralised_cells():
     text = csv_format.error_report_csv([{"row": 3, "column": "sku", "code": "x", "message": "=cmd"}])
     assert list(csv.reader(io.StringIO(text))) == [["row", "column", "code", "message"], ["3", "sku", "x", "'=cmd"]]
+
+
+cell_text = st.one_of(st.just(""), st.from_regex(r"[0-9]{1,12}", fullmatch=True), st.sampled_from(
+    ["0", "00", "-1", "+2", " 3", "1.0", "x", "٣", "2026-12-01", "2026-02-30", "1000000000", "999999999"]))
+
+
+@given(st.lists(cell_text, min_size=5, max_size=5))
+def test_the_fast_path_agrees_with_the_thorough_one(cells):
+    fast = csv_format._fast_row(9, cells, (0, 1, 2, 3, 4))
+    thorough, errors = validate_row(9, dict(zip(csv_format.COLUMNS, cells, strict=True)))
+    if fast is not None:
+        assert fast == thorough and errors == []
+    elif thorough is not None:
+        # Only non-plain spellings of valid values (e.g. " 3", "+2") leave the fast path.
+        assert any(c != c.strip() or c.startswith("+") or (c and not c.isascii()) or len(c) >= 10 for c in cells)
