@@ -430,13 +430,14 @@ async def query_assigned_by_ids(request: Request, store: str, ids: list[int]) ->
     return [by_id[i] for i in ids if i in by_id]
 
 
-async def query_catalog_by_ids(request: Request, store: str, ids: list[int]) -> tuple[list[catalog_pb2.Product],
-                                                                                      list[int]]:
+async def query_catalog_by_ids(request: Request, store: str, ids: list[int], *, timeout_s: float | None = None
+                               ) -> tuple[list[catalog_pb2.Product], list[int]]:
     products: list[catalog_pb2.Product] = []
     missing: list[int] = []
+    extra = {"timeout": timeout_s} if timeout_s else {}
     for start in range(0, len(ids), CATALOG_CHUNK):
         reply = await backend(request, "catalog").GetProducts(catalog_pb2.GetProductsRequest(
-            store_hash=store, product_ids=ids[start:start + CATALOG_CHUNK]))
+            store_hash=store, product_ids=ids[start:start + CATALOG_CHUNK]), **extra)
         products.extend(reply.products)
         missing.extend(reply.missing_ids)
     return products, missing
@@ -758,7 +759,8 @@ async def run_import(request: Request, principal: Principal, job: ImportJob, upl
         if job.mode == "assign":
             phase = time.perf_counter()
             products, missing = await query_catalog_by_ids(request, principal.store_hash,
-                                                           [r.product_id for r in parsed.rows])
+                                                           [r.product_id for r in parsed.rows],
+                                                           timeout_s=IMPORT_RPC_TIMEOUT_S)
             catalog = {p.product_id: p for p in products}
             job.timings["catalog_s"] = time.perf_counter() - phase
             if missing:
