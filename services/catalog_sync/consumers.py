@@ -9,10 +9,12 @@ of one delivery at once); every reaction is idempotent, so that changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import nats
 from nats.aio.msg import Msg
 from sqlalchemy import select
 
@@ -46,7 +48,12 @@ async def _no_transactional_work(_uow: UnitOfWork, _message: IncomingMessage) ->
 
 
 class EffectFirstConsumer(Consumer):
-    """Durable pull consumer: inbox check, effect, then the inbox row in a short transaction, ack."""
+    """Durable pull consumer: inbox check, effect, then the inbox row in a short transaction, ack.
+
+    It fetches only as many messages as it has free slots: a fetched message's AckWait
+    clock runs from delivery, so messages queued locally behind busy slots would be
+    redelivered (and processed twice) under load.
+    """
 
     def __init__(self, spec: ConsumerSpec, effect: Effect, *args: object, **kwargs: object) -> None:
         super().__init__(spec, *args, **kwargs)  # type: ignore[arg-type]
@@ -92,6 +99,35 @@ class EffectFirstConsumer(Consumer):
                 await msg.nak(delay=delay)
             return
         await msg.ack()
+
+
+    async def run(self) -> None:
+        await self._subscribe()
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            free = 1
+            while free < self.spec.batch and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                msgs = await self._subscription.fetch(batch=free, timeout=1.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                msgs = []
+            except asyncio.CancelledError:
+                for _ in range(free):
+                    self._slots.release()
+                raise
+            except Exception as exc:  # noqa: BLE001 - connection trouble: wait for the reconnect
+                log.warning("consumer %s: fetch failed: %s", self.spec.durable, exc)
+                msgs = []
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.5)
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._run_one(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
 
 
 def webhook_spec(concurrency: int, ack_wait_s: float) -> ConsumerSpec:

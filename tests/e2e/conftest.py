@@ -142,7 +142,7 @@ async def start_platform(sandboxes: SandboxFactory, database_url: Callable[[], s
             "bc_client_id": sandbox.client_id, "bc_client_secret": sandbox.client_secret,
             "token_encryption_keys": Fernet.generate_key().decode(), "inventory_addr": addresses["inventory"],
             "billing_addr": addresses["billing"], "storefront_addr": addresses["storefront"],
-            "consumer_ack_wait_s": 5.0, **catalog_extra})
+            "consumer_ack_wait_s": 15.0, **catalog_extra})
         settings = GatewaySettings.from_env(environ={
             "BACKORDER_GATEWAY_PORT": str(gateway.port), "BACKORDER_PUBLIC_URL": gateway.url,
             "BACKORDER_NATS_URL": nats_url, "BACKORDER_BC_CLIENT_ID": sandbox.client_id,
