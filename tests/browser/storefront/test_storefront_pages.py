@@ -27,7 +27,7 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.storefront.server import setup
 from tests.integration.storefront.helpers import publish_inventory, wait_until
-from tests.plugins.sandbox import SandboxServer, SandboxStore, sandbox_factory, sandbox_server, serve_asgi  # noqa: F401
+from tests.plugins.sandbox import SandboxServer, SandboxStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
@@ -67,7 +67,7 @@ def shots(tmp_path: Path) -> Callable[[str], str]:
 
 
 @pytest.fixture
-async def platform(start_service, sqlite_database_url, nats_server, serve_asgi) -> AsyncIterator[dict[str, Any]]:  # noqa: F811
+async def platform(start_service, sqlite_database_url, nats_server, serve_asgi) -> AsyncIterator[dict[str, Any]]:
     runner = await start_service("storefront", setup, sqlite_database_url())
     address = f"127.0.0.1:{runner.port}"
     settings = GatewaySettings.from_env(environ={"BACKORDER_NATS_URL": nats_server.url,
@@ -84,7 +84,7 @@ async def platform(start_service, sqlite_database_url, nats_server, serve_asgi) 
 
 
 @pytest.fixture
-def store(sandbox_server: SandboxServer, platform: dict[str, Any]) -> SandboxStore:  # noqa: F811
+def store(sandbox_server: SandboxServer, platform: dict[str, Any]) -> SandboxStore:
     created = sandbox_server.create_store(seed_demo=False)
     response = created.api("POST", "/v3/content/scripts", json={
         "name": "Backorder", "kind": "src", "location": "footer", "visibility": "storefront",
