@@ -17,8 +17,9 @@ from services.common.db import Database
 
 
 @pytest.fixture
-def database_url(request, sqlite_database_url, pg_database_url):
-    return sqlite_database_url() if request.param == "sqlite" else pg_database_url()
+def database_url(request):
+    """A fresh database of the parametrized kind (PostgreSQL is only reached when asked for)."""
+    return request.getfixturevalue("sqlite_database_url" if request.param == "sqlite" else "pg_database_url")()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
