@@ -527,9 +527,13 @@ class ProductViewEndpoint:
                 if entry is None or entry.expires_at <= now:
                     entry = await fetch_view(app, state, store_hash, key[1])
             except DomainError as error:
-                status, body = error_bytes(error)
-                await _send(send, status, [*_plain_headers(body), *state.cors_headers(store_hash, origin)], body)
-                return
+                if entry is None or error.code not in {"unavailable", "internal"}:
+                    status, body = error_bytes(error)
+                    await _send(send, status, [*_plain_headers(body), *state.cors_headers(store_hash, origin)], body)
+                    return
+                # Storefront service down: an expired view beats none (stale-if-error), uncached.
+                entry = Entry(entry.status, entry.body, entry.etag, now, [
+                    h if h[0] != b"cache-control" else (b"cache-control", b"no-store") for h in entry.headers])
         cors = state.cors_headers(store_hash, origin) if origin is not None else []
         if if_none_match is not None and entry.etag.encode() in if_none_match:
             headers = [h for h in entry.headers if h[0] not in {b"content-type", b"content-length"}]

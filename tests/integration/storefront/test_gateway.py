@@ -16,6 +16,7 @@ from services.gateway.routes.storefront import StorefrontConfig
 from services.storefront.server import setup
 from tests.integration.storefront.gateway_app import gateway_client
 from tests.integration.storefront.helpers import new_store, publish_inventory, wait_until
+from tests.plugins.services import free_port
 
 pytestmark = pytest.mark.services
 
@@ -247,3 +248,19 @@ async def test_script_is_served_as_javascript(gateway) -> None:
     assert "textContent" in response.text and "innerHTML" not in response.text
     again = await client.get("/storefront/v1/backorder.js", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
+
+
+async def test_expired_view_is_served_while_the_service_is_down(gateway, bus) -> None:
+    client, app, _stub = gateway
+    store = new_store()
+    fresh = await assigned_product(client, bus, store, 12, stock=4, threshold=2, version=1)
+    dead = insecure_channel(f"127.0.0.1:{free_port()}")
+    app.state.backends.stubs["storefront"] = DeadlineStub(storefront_pb2_grpc.StorefrontServiceStub(dead), 1)
+    app.state.storefront.views[(store, 12)].expires_at = 0
+    stale = await client.get(f"/storefront/v1/stores/{store}/products/12")
+    assert stale.status_code == 200 and stale.json() == fresh
+    assert stale.headers["cache-control"] == "no-store"
+    down = await client.get(f"/storefront/v1/stores/{store}/products/13")
+    assert down.status_code == 503
+    assert down.json()["error"]["code"] == "unavailable"
+    await dead.close()
