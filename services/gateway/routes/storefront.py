@@ -14,6 +14,8 @@ settings.changed events:
   whole cache is dropped when the NATS connection comes back after an outage, during which
   entries live 1 s.
 So a view is stale for at most the event lag (relay -> NATS -> gateway) while NATS is up.
+When the storefront service cannot be reached, an expired entry is served (no-store) rather
+than an error.
 
 Public API hardening: CORS (any origin unless the store lists its origins, or the gateway's
 BACKORDER_STOREFRONT_CORS_ORIGINS is not "*"), a token bucket per store and gateway
