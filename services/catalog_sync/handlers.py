@@ -460,11 +460,11 @@ class CatalogSync:
     async def _order_created(self, hook: domain.Webhook) -> None:
         order_id = domain.resource_id(hook)
         api = await self.store_api(hook.store_hash)
-        order = await api.get_order(order_id)
+        # The order and its lines are independent reads: fetch them side by side.
+        order, items = await asyncio.gather(api.get_order(order_id), self._order_items(api, order_id))
         if order is None:
             log.warning("store %s: order %s of a webhook no longer exists", hook.store_hash, order_id)
             return
-        items = [item async for item in api.order_products(order_id)]
         product_ids = [int(item.get("product_id") or 0) for item in items]
         async with self.db.read() as conn:
             mirror = await repository.get_products(conn, hook.store_hash, product_ids)
@@ -495,6 +495,15 @@ class CatalogSync:
         notes = domain.staff_notes_with(order.get("staff_notes"), note)
         if notes is not None:
             await api.update_order(order_id, {"staff_notes": notes})
+
+    @staticmethod
+    async def _order_items(api: StoreApi, order_id: int) -> list[dict[str, Any]]:
+        try:
+            return [item async for item in api.order_products(order_id)]
+        except BigCommerceRejected as exc:
+            if (exc.details or {}).get("status") == 404:
+                return []
+            raise
 
     async def _render_note(self, store_hash: str, lines: list[domain.NoteLine]) -> str:
         try:

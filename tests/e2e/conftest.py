@@ -222,12 +222,25 @@ async def install_store(stack: PlatformStack, *, seed_demo: bool = True) -> Sand
     return store
 
 
+# One stack per test session even when several conftests expose `platform_stack`
+# (tests/integration/catalog_sync re-exports it): four services' connection pools are
+# a real load on a shared PostgreSQL.
+_SHARED: dict[str, Any] = {"stack": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 async def platform_stack(sandbox_factory: SandboxFactory, postgres_server: PostgresServer,
                          nats_server: Any) -> AsyncIterator[PlatformStack]:
-    stack = await start_platform(sandbox_factory, postgres_server.create_database, nats_server.url)
-    yield stack
-    await stack.stop()
+    if _SHARED["stack"] is None:
+        _SHARED["stack"] = await start_platform(sandbox_factory, postgres_server.create_database, nats_server.url)
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["stack"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            stack, _SHARED["stack"] = _SHARED["stack"], None
+            await stack.stop()
 
 
 @pytest.fixture
