@@ -29,7 +29,7 @@ async def run(admin_url: str, rows: int) -> None:
             job, seconds = await client.import_csv(text, mode=mode, dry_run=dry_run)
             assert job["status"] in {"validated", "completed"}, job
             print(f"{label}: {len(ids)} rows in {seconds:.2f} s ({len(ids) / seconds:,.0f} rows/s); "
-                  f"status {job['status']}, applied {job['applied']}", flush=True)
+                  f"status {job['status']}, applied {job['applied']}; phases {job['timings']}", flush=True)
 
 
 def main() -> None:

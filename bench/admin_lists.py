@@ -25,7 +25,8 @@ async def run(admin_url: str, assigned: int, requests: int) -> None:
         text = HEADER + "".join(f"{pid},{pid % 4},{pid % 6 or ''},0,\n" for pid in ids)
         job, seconds = await client.import_csv(text, mode="assign")
         assert job["status"] == "completed", job
-        print(f"assigned {job['applied']} products through the import in {seconds:.2f} s", flush=True)
+        print(f"assigned {job['applied']} products through the import in {seconds:.2f} s; phases {job['timings']}",
+              flush=True)
         now = dt.datetime.now(dt.UTC)
         for n, pid in enumerate(ids[:200]):
             request = inventory_pb2.ApplyOrderRequest(store_hash=client.store_hash, order_id=str(1000 + n),

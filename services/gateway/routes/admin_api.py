@@ -777,7 +777,7 @@ async def run_import(request: Request, principal: Principal, job: ImportJob, upl
             store_hash=principal.store_hash,
             mode=inventory_pb2.IMPORT_MODE_ASSIGN if job.mode == "assign" else inventory_pb2.IMPORT_MODE_UPDATE,
             overwrite=job.overwrite, rows=import_rows_proto(parsed.rows, catalog, job.mode), dry_run=job.dry_run,
-            actor=principal.actor, import_id=f"import:{job.id}"), timeout=IMPORT_RPC_TIMEOUT_S)
+            actor=principal.actor, import_id=job.id), timeout=IMPORT_RPC_TIMEOUT_S)
         job.timings["inventory_s"] = time.perf_counter() - phase
         job.errors = [{"row": e.row, "column": e.column, "code": e.code, "message": e.message}
                       for e in reply.errors][:csv_format.MAX_REPORTED_ERRORS]
