@@ -26,6 +26,7 @@ async def run(admin_url: str, rows: int) -> None:
         for label, text, mode, dry_run in (("assign, dry run", assign, "assign", True),
                                            ("assign, apply", assign, "assign", False),
                                            ("update all columns, apply", update, "update", False)):
+            print(f"platform settled in {await client.settle():.0f} s", flush=True)
             job, seconds = await client.import_csv(text, mode=mode, dry_run=dry_run)
             assert job["status"] in {"validated", "completed"}, job
             print(f"{label}: {len(ids)} rows in {seconds:.2f} s ({len(ids) / seconds:,.0f} rows/s); "

@@ -35,6 +35,8 @@ async def run(admin_url: str, assigned: int, requests: int) -> None:
                                                                                   quantity=5)])
             request.order_date.FromDatetime(now)
             await stack.inventory.ApplyOrder(request)
+        print(f"platform settled (catalog write-backs, storefront views) in {await client.settle():.0f} s",
+              flush=True)
         sku = (await client.http.get("/api/v1/backorder-products", headers=client.headers(),
                                      params={"limit": 1})).json()["data"][0]["sku"]
         pages = {

@@ -92,12 +92,42 @@ async def admin_stack(admin_url: str, products: int) -> AsyncIterator[tuple[Any,
                 response = await http.get("/bc/load", params={"signed_payload_jwt": token})
                 assert response.status_code == 303, response.text
                 client = AdminClient(http, cookie_values(response.headers.get_list("set-cookie")), store.store_hash)
+                client.settle = lambda: quiesce(stack, nats.url, store)  # type: ignore[attr-defined]
                 yield stack, client, ids
         finally:
             await stack.stop()
             factory.stop_all()
             postgres.drop_all()
             nats.stop()
+
+
+async def quiesce(stack: Any, nats_url: str, store: Any, timeout_s: float = 900.0) -> float:
+    """Wait until the platform is idle again (no pending JetStream messages, the store's
+    BigCommerce API traffic stopped) — e.g. after catalog_sync's write-backs for thousands of
+    newly assigned products — so latencies are measured in steady state. Returns seconds waited."""
+    import nats
+
+    from services.common.bus import STREAM_EVENTS, STREAM_WEBHOOKS
+
+    started = time.perf_counter()
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        quiet, last_served = 0, -1
+        while quiet < 3:
+            if time.perf_counter() - started > timeout_s:
+                raise TimeoutError("the platform did not settle")
+            pending = 0
+            for stream in (STREAM_EVENTS, STREAM_WEBHOOKS):
+                for info in await js.consumers_info(stream):
+                    pending += info.num_pending + info.num_ack_pending
+            served = (await asyncio.to_thread(store.stats))["requests_served"]
+            quiet = quiet + 1 if pending == 0 and served == last_served else 0
+            last_served = served
+            await asyncio.sleep(1.0)
+    finally:
+        await nc.close()
+    return time.perf_counter() - started
 
 
 def percentile(samples: list[float], fraction: float) -> float:
