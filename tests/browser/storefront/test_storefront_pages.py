@@ -228,3 +228,37 @@ async def test_add_to_cart_goes_through_when_the_cart_check_fails(page: Page, pl
     await page.click("#form-action-addToCart")
     await page.wait_for_url(re.compile(r".*/cart$"))
     await expect(page.locator("tr.cart-item")).to_have_count(1)
+
+
+async def test_units_already_in_the_cart_count_and_cart_page_flags_lines_over_salable(
+        page: Page, platform, store, shots) -> None:
+    product_id = await backorder_product(platform, store, "Rowan Basket", stock=2, threshold=4)
+    await open_product(page, store, product_id)
+    await page.fill('input[name="qty[]"]', "2")
+    await page.click("#form-action-addToCart")  # within stock: no alert, straight to the cart
+    await page.wait_for_url(re.compile(r".*/cart$"))
+    await expect(page.locator("[data-backorder-cart-message]")).to_have_count(0)
+
+    await open_product(page, store, product_id)
+    await page.fill('input[name="qty[]"]', "3")
+    await page.click("#form-action-addToCart")
+    await expect(page.locator("[data-backorder-alert]")).to_contain_text(
+        "You added 3: 3 of them are on backorder")
+    await page.click("[data-backorder-confirm]")
+    await page.wait_for_url(re.compile(r".*/cart$"))
+    await expect(page.locator("[data-backorder-cart-message]")).to_have_text(
+        "3 of 5 on backorder: ships when back in stock.")
+
+    # The merchant lowers the threshold: the cart now holds more than can be sold.
+    await publish_inventory(platform["bus"], store.store_hash, "stock.changed", product_id, stock=2, threshold=1,
+                            version=2)
+
+    async def lowered() -> bool:
+        path = f"/storefront/v1/stores/{store.store_hash}/products/{product_id}"
+        return (await platform["http"].get(path)).json()["salable_qty"] == 3
+
+    await wait_until(lowered)
+    await page.reload()
+    await expect(page.locator("[data-backorder-cart-alert]")).to_have_text(
+        "Sorry, only 3 of this item can be ordered right now.")
+    await page.screenshot(path=shots("cart-over-threshold"))
