@@ -7,6 +7,10 @@ its answer per store for a few seconds, so it is off the hot path either way). T
 POSTs `--requests` distinct store/order/created deliveries for `--stores` stores with the
 right X-Backorder-Hook-Token, `--concurrency` in flight, and counts the 200s.
 
+The same client then POSTs the same bodies to a bare Starlette endpoint (uvicorn, its own
+process, answering 200 without reading anything) in the same run: on a shared or busy
+machine the ratio is the meaningful figure.
+
     PYTHONPATH=. .venv/bin/python bench/webhooks_intake.py --requests 20000 --concurrency 64
 """
 
@@ -61,6 +65,47 @@ async def wait_http(url: str, timeout_s: float = 30.0) -> None:
             await asyncio.sleep(0.1)
 
 
+BARE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+import uvicorn, sys
+async def ok(request):
+    await request.body()
+    return Response(status_code=200)
+uvicorn.run(Starlette(routes=[Route("/webhooks/bigcommerce", ok, methods=["POST"])]), host="127.0.0.1",
+            port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+async def blast(url: str, bodies: list[tuple[str, bytes]], tokens: dict[str, str], concurrency: int
+                ) -> tuple[float, collections.Counter[int], list[float]]:
+    statuses: collections.Counter[int] = collections.Counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+        # Warm-up: connections, the gateway's installed-store cache, the stream.
+        for store, token in tokens.items():
+            await http.post(url, content=bodies[0][1].replace(bodies[0][0].encode(), store.encode()),
+                            headers={domain.HOOK_TOKEN_HEADER: token})
+        queue = collections.deque(bodies)
+
+        async def sender() -> None:
+            while queue:
+                store, body = queue.popleft()
+                started = time.perf_counter()
+                response = await http.post(url, content=body, headers={
+                    domain.HOOK_TOKEN_HEADER: tokens[store], "Content-Type": "application/json"})
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return elapsed, statuses, latencies
+
+
 async def run(args: argparse.Namespace) -> None:
     nats_server = NatsServer()
     nats_server.start()
@@ -88,35 +133,25 @@ async def run(args: argparse.Namespace) -> None:
             bodies.append((store, json.dumps({
                 "scope": "store/order/created", "store_id": "1", "data": {"type": "order", "id": i + 1},
                 "hash": uuid.uuid4().hex + "0" * 8, "created_at": now, "producer": f"stores/{store}"}).encode()))
-        statuses: collections.Counter[int] = collections.Counter()
-        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-        async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
-            # Warm-up: connections, the gateway's installed-store cache, the stream.
-            for store in stores:
-                await http.post(url, content=bodies[0][1].replace(bodies[0][0].encode(), store.encode()),
-                                headers={domain.HOOK_TOKEN_HEADER: tokens[store]})
-            queue = collections.deque(bodies)
-            latencies: list[float] = []
-
-            async def sender() -> None:
-                while queue:
-                    store, body = queue.popleft()
-                    started = time.perf_counter()
-                    response = await http.post(url, content=body, headers={
-                        domain.HOOK_TOKEN_HEADER: tokens[store], "Content-Type": "application/json"})
-                    latencies.append(time.perf_counter() - started)
-                    statuses[response.status_code] += 1
-
-            started = time.perf_counter()
-            await asyncio.gather(*(sender() for _ in range(args.concurrency)))
-            elapsed = time.perf_counter() - started
-        latencies.sort()
+        elapsed, statuses, latencies = await blast(url, bodies, tokens, args.concurrency)
         accepted = statuses.get(200, 0)
         print(f"{args.requests} deliveries, {args.stores} stores, concurrency {args.concurrency}: "
               f"{elapsed:.2f}s, statuses {dict(statuses)}")
         print(f"accepted with publish ack: {accepted / elapsed:,.0f} webhooks/s; "
               f"latency p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, "
               f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port)],  # noqa: ASYNC220
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await wait_http(f"http://127.0.0.1:{bare_port}/")
+            bare_elapsed, _, _ = await blast(f"http://127.0.0.1:{bare_port}/webhooks/bigcommerce", bodies, tokens,
+                                             args.concurrency)
+        finally:
+            bare.terminate()
+            bare.wait(timeout=20)
+        print(f"bare Starlette endpoint, same client and bodies: {args.requests / bare_elapsed:,.0f} requests/s "
+              f"-> intake = {bare_elapsed / elapsed:.2f}x bare")
     finally:
         gateway.terminate()
         gateway.wait(timeout=20)
