@@ -7,7 +7,7 @@ Scenarios (one line per order, quantity 1, a fresh order id per call):
 The inventory service runs in a child process on a real socket with its own nats-server
 from the wheel (the outbox relay publishes every event during the run); the client keeps
 `--concurrency` calls in flight. pgbench then runs the conditional UPDATE alone
-(`-c concurrency -j 2`) on a copy of the same schema and rows.
+(`-c pgbench-clients -j 2`) on a copy of the same schema and rows.
 
     PYTHONPATH=. .venv/bin/python bench/inventory_orders.py \
         --admin-url postgresql://postgres@127.0.0.1:5432/postgres --seconds 20
@@ -172,7 +172,8 @@ async def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=64, help="gRPC calls in flight")
+    parser.add_argument("--pgbench-clients", type=int, default=16)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--nats-url", default="", help=argparse.SUPPRESS)
@@ -207,9 +208,9 @@ async def main() -> None:
         child.wait(timeout=60)
         bench_url = pgbench_database(args.admin_url, args.products)
         pg_spread = pgbench(bench_url, products=args.products, hot=False, seconds=args.seconds,
-                            concurrency=args.concurrency)
+                            concurrency=args.pgbench_clients)
         pg_hot = pgbench(bench_url, products=args.products, hot=True, seconds=args.seconds,
-                         concurrency=args.concurrency)
+                         concurrency=args.pgbench_clients)
     finally:
         if child.poll() is None:
             child.kill()

@@ -160,6 +160,7 @@ class ChangeSet:
     """
 
     settings: dict[str, StoreSettingsRow]
+    now: dt.datetime = field(default_factory=utcnow)
     products: dict[int, ProductRow] = field(default_factory=dict)
     ledger_rows: list[dict[str, Any]] = field(default_factory=list)
     report_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -178,7 +179,7 @@ class ChangeSet:
             product.salable is None or product.salable > 0)
         product.stock = new_stock
         product.version += 1
-        product.updated_at = utcnow()
+        product.updated_at = self.now
         self.products[product.id] = product
         row = {
             "store_hash": product.store_hash, "product_id": product.product_id, "variant_id": None,

@@ -61,11 +61,11 @@ class ProductRow:
 
     @classmethod
     def from_row(cls, row: Any) -> ProductRow:
-        mapping = row._mapping
-        values = {f.name: mapping[f.name] for f in fields(cls)}
-        values["assigned_at"] = as_utc(values["assigned_at"])
-        values["updated_at"] = as_utc(values["updated_at"])
-        return cls(**values)
+        # Columns are selected in field order (PRODUCT_COLUMNS).
+        product = cls(*row)
+        product.assigned_at = as_utc(product.assigned_at)  # type: ignore[assignment]
+        product.updated_at = as_utc(product.updated_at)  # type: ignore[assignment]
+        return product
 
     @property
     def salable(self) -> int | None:

@@ -5,7 +5,7 @@ partner listener BACKORDER_ERP_GRPC_PORT, the outbox relay and the receipt sched
 Settings read here (besides ServiceSettings): BACKORDER_ERP_GRPC_PORT (default 50055),
 BACKORDER_ERP_GRPC_HOST (default BACKORDER_GRPC_HOST), BACKORDER_BILLING_GRPC_ADDR (via
 peer_address), BACKORDER_RECEIPT_INTERVAL_S (default 60), BACKORDER_ERP_TOKEN_CACHE_S
-(default 10), BACKORDER_ORDER_BATCH_WORKERS (default 8). Tests override them through
+(default 10), BACKORDER_ORDER_BATCH_WORKERS (default 2). Tests override them through
 ServiceSettings.extra (erp_grpc_port, billing_addr, entitlements, today, ...).
 """
 
@@ -39,7 +39,7 @@ async def setup(ctx: ServiceContext) -> None:
         ctx.on_shutdown(entitlements.close)
     handlers = InventoryHandlers(
         ctx.db, entitlements, today=extra.get("today"),
-        batch_workers=extra.get("order_batch_workers", env("BACKORDER_ORDER_BATCH_WORKERS", 8, int)),
+        batch_workers=extra.get("order_batch_workers", env("BACKORDER_ORDER_BATCH_WORKERS", 2, int)),
     )
     ctx.add_grpc(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryServicer(handlers),
                  "backorder.inventory.v1.InventoryService")
