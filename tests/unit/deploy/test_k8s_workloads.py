@@ -176,12 +176,10 @@ def test_the_migrations_job_is_the_only_migrator(overlays: dict[str, Rendered], 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_postgres_accepts_every_pool_at_maximum_scale(overlays: dict[str, Rendered], overlay: str):
     """max_connections covers each database client at its largest replica count."""
-    import inspect
-
-    from services.common.db import create_engine
+    from services.common.db import DEFAULT_POOL_SIZE
 
     # services/common/db.py: pool_size connections plus as many overflow ones.
-    per_process = 2 * inspect.signature(create_engine).parameters["pool_size"].default
+    per_process = 2 * DEFAULT_POOL_SIZE
     rendered = overlays[overlay]
     autoscalers = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
                    for h in rendered.of_kind("HorizontalPodAutoscaler")}
