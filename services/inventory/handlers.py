@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 SERVICE = "inventory"
 TOKEN_PREFIX = "bo_"
 SETTINGS_CACHE_S = 5.0
+RECEIPT_BATCH = 500
 
 
 # ---------------------------------------------------------------- entitlements
@@ -884,9 +885,11 @@ class InventoryHandlers:
         """The scheduler: a pass at start (catching up after downtime), then every interval."""
         while True:
             try:
-                count = await self.apply_due_receipts()
+                count = await self.apply_due_receipts(limit=RECEIPT_BATCH)
                 if count:
                     log.info("applied %d due receipt(s)", count)
+                if count >= RECEIPT_BATCH:
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the next pass retries

@@ -272,7 +272,9 @@ async def due_receipts(conn: AsyncConnection, on_or_before: dt.date, limit: int)
     rows = (await conn.execute(
         select(*PRODUCT_COLUMNS)
         .where(P.c.back_in_stock_date.is_not(None), P.c.back_in_stock_date <= on_or_before)
-        .order_by(P.c.id)
+        # Oldest dates first: rows not yet due in their store's zone (the latest dates)
+        # come last and cannot hide due ones behind the limit.
+        .order_by(P.c.back_in_stock_date, P.c.id)
         .limit(limit)
     )).all()
     return [ProductRow.from_row(r) for r in rows]

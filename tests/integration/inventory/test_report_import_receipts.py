@@ -179,3 +179,13 @@ async def test_stock_changed_events_carry_a_renderable_view(database_url, start_
     backordered = events_pb.OrderBackordered()
     next(e for e in envelopes if e.type == "order.backordered").payload.Unpack(backordered)
     assert [(line.backordered_qty, line.over_threshold) for line in backordered.lines] == [(1, False)]
+
+
+async def test_receipts_not_yet_due_do_not_hide_due_ones(database_url, start_inventory, fake_billing):
+    inv = await start_inventory(database_url(), today=lambda zone: dt.date(2026, 6, 1))
+    store_hash = store()
+    fake_billing[0].plans[store_hash] = ("pro", 50)
+    await inv.assign(store_hash, {"product_id": 1, "stock": 0, "incoming_stock": 2, "back_in_stock_date": "2026-06-02"},
+                     {"product_id": 2, "stock": 0, "incoming_stock": 3, "back_in_stock_date": "2026-06-01"})
+    assert await inv.handlers.apply_due_receipts(limit=1) == 1
+    assert ((await inv.product(store_hash, 1)).stock, (await inv.product(store_hash, 2)).stock) == (0, 3)
