@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 250
 CATALOG_CHUNK = 2_000
+CATALOG_PARALLEL_CHUNKS = 4
 # An import answers synchronously when it finishes within this; else 202 and the client polls.
 IMPORT_SYNC_WAIT_S = 25.0
 IMPORT_RPC_TIMEOUT_S = 120.0
@@ -432,14 +433,20 @@ async def query_assigned_by_ids(request: Request, store: str, ids: list[int]) ->
 
 async def query_catalog_by_ids(request: Request, store: str, ids: list[int], *, timeout_s: float | None = None
                                ) -> tuple[list[catalog_pb2.Product], list[int]]:
-    products: list[catalog_pb2.Product] = []
-    missing: list[int] = []
+    """Products by id from the catalog mirror, in chunks, a few chunks in flight at once."""
     extra = {"timeout": timeout_s} if timeout_s else {}
-    for start in range(0, len(ids), CATALOG_CHUNK):
-        reply = await backend(request, "catalog").GetProducts(catalog_pb2.GetProductsRequest(
-            store_hash=store, product_ids=ids[start:start + CATALOG_CHUNK]), **extra)
-        products.extend(reply.products)
-        missing.extend(reply.missing_ids)
+    catalog = backend(request, "catalog")
+    gate = asyncio.Semaphore(CATALOG_PARALLEL_CHUNKS)
+
+    async def chunk(part: list[int]) -> Any:
+        async with gate:
+            return await catalog.GetProducts(catalog_pb2.GetProductsRequest(store_hash=store, product_ids=part),
+                                             **extra)
+
+    replies = await asyncio.gather(*(chunk(ids[start:start + CATALOG_CHUNK])
+                                     for start in range(0, len(ids), CATALOG_CHUNK)))
+    products = [p for reply in replies for p in reply.products]
+    missing = [i for reply in replies for i in reply.missing_ids]
     return products, missing
 
 
