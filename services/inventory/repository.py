@@ -161,11 +161,14 @@ async def lock_products_many(conn: AsyncConnection, keys: Iterable[tuple[str, in
     wanted = sorted(set(keys))
     if not wanted:
         return {}
+    stores = {store_hash for store_hash, _ in wanted}
+    if len(stores) == 1:
+        # The usual batch: one store, a plain IN on the (store, product) index.
+        condition = and_(P.c.store_hash == next(iter(stores)), P.c.product_id.in_([p for _, p in wanted]))
+    else:
+        condition = tuple_(P.c.store_hash, P.c.product_id).in_(wanted)
     rows = (await conn.execute(
-        select(*PRODUCT_COLUMNS)
-        .where(tuple_(P.c.store_hash, P.c.product_id).in_(wanted), product_level())
-        .order_by(P.c.id)
-        .with_for_update()
+        select(*PRODUCT_COLUMNS).where(condition, product_level()).order_by(P.c.id).with_for_update()
     )).all()
     return {(row.store_hash, row.product_id): ProductRow.from_row(row) for row in rows}
 
@@ -183,11 +186,6 @@ async def load_products(conn: AsyncConnection, store_hash: str, product_ids: Ite
 async def assigned_ids(conn: AsyncConnection, store_hash: str) -> set[int]:
     rows = await conn.execute(select(P.c.product_id).where(P.c.store_hash == store_hash, product_level()))
     return {r.product_id for r in rows}
-
-
-async def insert_ledger(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(L.insert(), rows)
 
 
 async def ledger_by_keys(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:

@@ -109,3 +109,21 @@ async def test_32_workers_applying_2000_duplicated_lines_apply_each_line_once(
         assert payload.product.salable_qty <= 0
     assert dict(per_product) == dict(crossings)
     assert sum(crossings.values()) > 0
+
+
+async def test_a_batch_spanning_two_stores_changes_each_store_own_products(database_url, start_inventory,
+                                                                          fake_billing):
+    import datetime as dt
+
+    from services.inventory import domain
+
+    inv = await start_inventory(database_url())
+    stores = [store(), store()]
+    for index, store_hash in enumerate(stores):
+        fake_billing[0].plans[store_hash] = ("pro", 10)
+        await inv.assign(store_hash, {"product_id": 5, "stock": 10 * (index + 1), "threshold": 0})
+    commands = [domain.validate_order(store_hash, "o1", "", dt.datetime.now(dt.UTC),
+                                      [{"line_id": "1", "product_id": 5, "quantity": 3}]) for store_hash in stores]
+    outcomes = await inv.handlers._apply_order_batch(commands)
+    assert [(o.lines[0].stock_before, o.lines[0].stock_after) for o in outcomes] == [(10, 7), (20, 17)]
+    assert [(await inv.product(s, 5)).stock for s in stores] == [7, 17]
