@@ -178,9 +178,10 @@ def test_postgres_accepts_every_pool_at_maximum_scale(overlays: dict[str, Render
     """max_connections covers each database client at its largest replica count."""
     from services.common.db import DEFAULT_POOL_SIZE
 
-    # services/common/db.py: pool_size connections plus as many overflow ones.
-    per_process = 2 * DEFAULT_POOL_SIZE
     rendered = overlays[overlay]
+    config = rendered.get("ConfigMap", "backorder-config")["data"]
+    # services/common/db.py: BACKORDER_DB_POOL_SIZE connections plus as many overflow ones.
+    per_process = 2 * int(config.get("BACKORDER_DB_POOL_SIZE", DEFAULT_POOL_SIZE))
     autoscalers = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
                    for h in rendered.of_kind("HorizontalPodAutoscaler")}
     clients = 1  # the migrations Job
