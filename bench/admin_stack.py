@@ -92,7 +92,7 @@ async def admin_stack(admin_url: str, products: int) -> AsyncIterator[tuple[Any,
                 response = await http.get("/bc/load", params={"signed_payload_jwt": token})
                 assert response.status_code == 303, response.text
                 client = AdminClient(http, cookie_values(response.headers.get_list("set-cookie")), store.store_hash)
-                client.settle = lambda: quiesce(stack, nats.url, store)  # type: ignore[attr-defined]
+                client.settle = lambda timeout_s=900.0: quiesce(stack, nats.url, store, timeout_s)  # type: ignore[attr-defined]
                 yield stack, client, ids
         finally:
             await stack.stop()
@@ -113,10 +113,12 @@ async def quiesce(stack: Any, nats_url: str, store: Any, timeout_s: float = 900.
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        quiet, last_served = 0, -1
+        quiet, last_served, pending = 0, -1, 0
         while quiet < 3:
             if time.perf_counter() - started > timeout_s:
-                raise TimeoutError("the platform did not settle")
+                print(f"platform still busy after {timeout_s:.0f} s ({pending} event(s) pending); measuring anyway",
+                      flush=True)
+                break
             pending = 0
             for stream in (STREAM_EVENTS, STREAM_WEBHOOKS):
                 for info in await js.consumers_info(stream):
