@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2
 
 from services.common.errors import Unauthenticated, ValidationFailed
 from services.inventory import domain
-from services.inventory.handlers import InventoryHandlers, StockItem, StockItemResult, local_time
+from services.inventory.handlers import InventoryHandlers, StockItem, StockItemResult, hash_token, local_time
 from services.inventory.repository import ProductRow, StoreSettingsRow, as_utc
 
 STATUS_TO_PB = {
@@ -345,13 +345,15 @@ class ErpAuthInterceptor(grpc.aio.ServerInterceptor):
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("missing 'authorization: Bearer <store API token>'")
         token = token.strip()
-        cached = self._cache.get(token)
+        # Keyed by the token's hash: no plaintext token is kept in memory.
+        cache_key = hash_token(token)
+        cached = self._cache.get(cache_key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         store_hash, _ = await self._verify(token)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[token] = (store_hash, time.monotonic() + self._cache_s)
+        self._cache[cache_key] = (store_hash, time.monotonic() + self._cache_s)
         return store_hash
 
     def wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
