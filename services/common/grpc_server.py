@@ -93,7 +93,14 @@ class GrpcServer:
     def __init__(self, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
         self.server = grpc.aio.server(
             interceptors=[ErrorMappingInterceptor(), *interceptors],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 32 * 1024 * 1024)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+                # Our clients ping every 30 s (see insecure_channel); the server's default
+                # minimum of 5 min would answer a long call's pings with GOAWAY too_many_pings.
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
