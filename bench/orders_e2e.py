@@ -45,6 +45,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from services.catalog_sync import domain
+from services.catalog_sync.server import _skip_missing_sniffio
 from services.common.grpc_server import insecure_channel
 from services.launcher import GRPC_SERVICES, Platform
 
@@ -73,7 +74,11 @@ class BenchPlatform(Platform):
             environ["BACKORDER_GRPC_PORT"] = str(self.grpc_ports[service])
             environ["BACKORDER_METRICS_PORT"] = str(self.metrics_ports[service])
             environ["BACKORDER_DATABASE_URL"] = self.database_urls[service]
-            self.spawn(service, [python, "-m", "services.cli", "serve", service], environ)
+            command = [python, "-m", "services.cli", "serve", service]
+            profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+            if profile_dir:
+                command[1:1] = ["-m", "cProfile", "-o", f"{profile_dir}/{service}.prof"]
+            self.spawn(service, command, environ)
         self.spawn("gateway", [python, "-m", "services.cli", "serve", "gateway"], base)
 
 
@@ -96,6 +101,12 @@ def drop_databases(admin_url: str, urls: dict[str, str]) -> None:
         for url in urls.values():
             conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
     engine.dispose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report_rows(inventory_url: str, store_hash: str) -> int:
@@ -201,6 +212,7 @@ async def run(args: argparse.Namespace) -> None:
                         refused[response.status_code] += 1
                         queue.put_nowait(body)
 
+            cpu_before = {name: cpu_seconds(p.pid) for name, p in platform.processes.items()}
             started = time.perf_counter()
             await asyncio.gather(*(sender() for _ in range(args.concurrency)))
             accepted_s = time.perf_counter() - started
@@ -213,17 +225,21 @@ async def run(args: argparse.Namespace) -> None:
                     raise SystemExit(f"only {rows} report rows after {args.timeout}s")
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
+            cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in platform.processes.items()}
         print(f"orders: {args.orders} x {args.lines} line(s) over {args.products} products; "
               f"webhook concurrency {args.concurrency}")
         print(f"webhooks accepted: {args.orders / accepted_s:,.0f}/s (refused and resent: {dict(refused) or 'none'})")
         print(f"end-to-end: {elapsed:.2f}s -> {args.orders / elapsed:,.0f} orders/s "
               f"(every report row committed on PostgreSQL)")
+        print("CPU seconds during the timed part: " + ", ".join(
+            f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])))
     finally:
         platform.stop()
         drop_databases(args.admin_url, urls)
 
 
 def main() -> None:
+    _skip_missing_sniffio()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default=os.environ.get("BACKORDER_BENCH_DATABASE_URL",
                                                               "postgresql://postgres@127.0.0.1:5432/postgres"))
