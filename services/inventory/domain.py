@@ -24,7 +24,7 @@ SOLD_OUT = "sold_out"
 STATUSES = (IN_STOCK, LOW_STOCK, BACKORDER, SOLD_OUT)
 
 # Ledger sources and kinds.
-SOURCES = ("admin", "import", "bigcommerce", "erp", "order", "receipt")
+SOURCES = ("admin", "import", "bigcommerce", "erp", "order", "receipt", "billing")
 KINDS = ("assign", "set", "adjust", "order", "return", "receipt", "edit", "unassign")
 
 # Quantities beyond this are refused: no store holds a billion units, and it keeps every
@@ -535,3 +535,36 @@ def category_key(category_ids: Iterable[int]) -> str:
 
 def category_ids_from_key(key: str | None) -> list[int]:
     return [int(part) for part in (key or "").split(",") if part]
+
+
+# ---------------------------------------------------------------- plan downgrades
+
+KEEP_EARLIEST_ASSIGNED = "keep_earliest_assigned"
+
+
+@dataclass(frozen=True)
+class OverLimitSelection:
+    """Which assigned products stay and which go when a store is over its new plan limit."""
+
+    kept: tuple[int, ...]  # earliest assigned first
+    unassigned: tuple[int, ...]  # most recently assigned first (the order they are unassigned in)
+
+
+def keep_earliest_assigned(assigned: Iterable[tuple[int, dt.datetime]], keep: int) -> OverLimitSelection:
+    """Billing's rule `keep_earliest_assigned` over (product_id, assigned_at) pairs: the `keep`
+    products assigned earliest (assignment time, then product id, ascending) stay; the rest
+    are unassigned, most recently assigned first. Depends only on its inputs, so replaying a
+    downgrade selects the same products (and a store within the limit loses none)."""
+    if keep < 0:
+        raise ValueError(f"keep must not be negative, got {keep}")
+    ordered = sorted(assigned, key=lambda pair: (pair[1], pair[0]))
+    return OverLimitSelection(
+        kept=tuple(product_id for product_id, _ in ordered[:keep]),
+        unassigned=tuple(product_id for product_id, _ in reversed(ordered[keep:])),
+    )
+
+
+def downgrade_note(reason: str, new_plan: str, keep: int) -> str:
+    """Why a product was unassigned by a plan change, as the merchant reads it in the ledger."""
+    what = f"subscription ended, back to {new_plan}" if reason == "end" else f"plan downgrade to {new_plan}"
+    return f"{what}: limit {keep}, kept the {keep} earliest assigned"

@@ -525,26 +525,63 @@ class InventoryHandlers:
             locked = await repository.lock_products(uow.conn, store_hash, product_ids)
             _require_assigned([domain.UpdateCommand(product_id=p) for p in product_ids], locked)
             settings = await repository.get_settings(uow.conn, store_hash)
-            now = utcnow()
             products = [locked[p] for p in product_ids]
-            for product in products:
-                product.version += 1
-            await uow.conn.execute(delete(assigned_products).where(assigned_products.c.id.in_([p.id for p in products])))
-            await uow.conn.execute(stock_ledger.insert(), [{
-                "store_hash": store_hash, "product_id": p.product_id, "kind": "unassign", "delta": 0,
-                "stock_before": p.stock, "stock_after": p.stock, "source": "admin", "actor": actor[:255],
-                "idempotency_key": f"unassign:{uuid.uuid4()}", "request_hash": "", "created_at": now,
-                "note": f"restore_tracking={restore_tracking} disable_product={disable_product}",
-            } for p in products])
-            await add_events(uow, outbox, SERVICE, [
-                (store_hash, "product.unassigned", events_pb.ProductUnassigned(
-                    product=product_state(p, settings, assigned=False), restore_tracking=restore_tracking,
-                    disable_product=disable_product, stock=p.stock, actor=actor))
-                for p in products
-            ])
+            await self._unassign_locked(uow, settings, products, restore_tracking=restore_tracking,
+                                        disable_product=disable_product, actor=actor)
             return products
 
         return await self._run(body)
+
+    @staticmethod
+    async def _unassign_locked(uow: UnitOfWork, settings: StoreSettingsRow, products: Sequence[ProductRow], *,
+                               restore_tracking: bool, disable_product: bool, actor: str, source: str = "admin",
+                               reason: str = "", key_prefix: str = "") -> None:
+        """Unassign product rows the caller has locked: delete them, write one unassign ledger
+        entry each (`reason` leads its note; keys `<key_prefix>:<product_id>`, random without a
+        prefix) and product.unassigned (with the write-back options and stock), in the caller's
+        transaction."""
+        if not products:
+            return
+        store_hash = settings.store_hash
+        now = utcnow()
+        options = f"restore_tracking={restore_tracking} disable_product={disable_product}"
+        for product in products:
+            product.version += 1
+        for start in range(0, len(products), 500):  # SQLite caps bound parameters
+            chunk = products[start:start + 500]
+            await uow.conn.execute(delete(assigned_products).where(assigned_products.c.id.in_([p.id for p in chunk])))
+        await uow.conn.execute(stock_ledger.insert(), [{
+            "store_hash": store_hash, "product_id": p.product_id, "kind": "unassign", "delta": 0,
+            "stock_before": p.stock, "stock_after": p.stock, "source": source, "actor": actor[:255],
+            "idempotency_key": f"{key_prefix}:{p.product_id}" if key_prefix else f"unassign:{uuid.uuid4()}",
+            "request_hash": "", "created_at": now, "note": f"{reason} ({options})" if reason else options,
+        } for p in products])
+        await add_events(uow, outbox, SERVICE, [
+            (store_hash, "product.unassigned", events_pb.ProductUnassigned(
+                product=product_state(p, settings, assigned=False), restore_tracking=restore_tracking,
+                disable_product=disable_product, stock=p.stock, actor=actor))
+            for p in products
+        ])
+
+    async def apply_over_limit_policy(self, uow: UnitOfWork, store_hash: str, *, keep: int, restore_tracking: bool,
+                                      reason: str, key_prefix: str) -> domain.OverLimitSelection:
+        """Billing's over-limit policy (keep_earliest_assigned) in the caller's transaction
+        (the plan.changed consumer's, with its inbox row).
+
+        Locks the store's settings row first, the same per-store mutex assigns and imports
+        take, so no assign can slip in between the count and the unassigns; then every
+        product row of the store in primary-key order. Unassigns the products beyond `keep`
+        through the same path as UnassignProducts (actor and source "billing", never
+        disabling the product). A store within the limit is left untouched, so a replay
+        changes nothing."""
+        settings = await repository.lock_store(uow.conn, uow.dialect, store_hash)
+        products = await repository.lock_store_products(uow.conn, store_hash)
+        selection = domain.keep_earliest_assigned([(p.product_id, p.assigned_at) for p in products], keep)
+        by_id = {p.product_id: p for p in products}
+        await self._unassign_locked(uow, settings, [by_id[p] for p in selection.unassigned],
+                                    restore_tracking=restore_tracking, disable_product=False, actor="billing",
+                                    source="billing", reason=reason, key_prefix=key_prefix)
+        return selection
 
     # -- reads
 

@@ -156,6 +156,16 @@ async def lock_products(conn: AsyncConnection, store_hash: str, product_ids: Ite
     return {row.product_id: ProductRow.from_row(row) for row in rows if row.product_id in wanted}
 
 
+async def lock_store_products(conn: AsyncConnection, store_hash: str) -> list[ProductRow]:
+    """SELECT … FOR UPDATE every product-level row of the store, in primary-key order (the
+    order lock_products uses, so the two cannot deadlock)."""
+    rows = (await conn.execute(
+        select(*PRODUCT_COLUMNS).where(P.c.store_hash == store_hash, product_level()).order_by(P.c.id)
+        .with_for_update()
+    )).all()
+    return [ProductRow.from_row(row) for row in rows]
+
+
 async def lock_products_many(conn: AsyncConnection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], ProductRow]:
     """Lock (store, product) rows across stores in one statement, in primary-key order."""
     wanted = sorted(set(keys))

@@ -1,6 +1,7 @@
 """The inventory service process: InventoryService, ReportService and TokenService on the
 internal port, ErpInventoryService (token-authenticated) on every port including the
-partner listener BACKORDER_ERP_GRPC_PORT, the outbox relay and the receipt scheduler.
+partner listener BACKORDER_ERP_GRPC_PORT, the outbox relay, the receipt scheduler and the
+consumer of billing's plan.changed (over-limit unassigns after a downgrade).
 
 Settings read here (besides ServiceSettings): BACKORDER_ERP_GRPC_PORT (default 50055),
 BACKORDER_ERP_GRPC_HOST (default BACKORDER_GRPC_HOST), BACKORDER_BILLING_GRPC_ADDR (via
@@ -16,6 +17,7 @@ from backorder.inventory.v1 import inventory_pb2_grpc, report_pb2_grpc, token_pb
 from services.common.runtime import ServiceContext, run_service
 from services.common.settings import DEFAULT_GRPC_PORTS, env, peer_address
 from services.inventory.clients import BillingEntitlements
+from services.inventory.consumers import billing_consumer
 from services.inventory.handlers import InventoryHandlers
 from services.inventory.servicer import (
     ERP_SERVICE,
@@ -26,7 +28,7 @@ from services.inventory.servicer import (
     TokenServicer,
     add_erp_servicer_to_server,
 )
-from services.inventory.tables import outbox
+from services.inventory.tables import inbox, outbox
 
 SERVICE = "inventory"
 
@@ -55,6 +57,7 @@ async def setup(ctx: ServiceContext) -> None:
     if erp_port is not None:
         ctx.extra_listeners.append((env("BACKORDER_ERP_GRPC_HOST", ctx.settings.grpc_host), erp_port))
     ctx.add_relay(outbox)
+    ctx.add_consumer(billing_consumer(handlers), inbox)
     interval = extra.get("receipt_interval_s", env("BACKORDER_RECEIPT_INTERVAL_S", 60.0, float))
     ctx.add_task(lambda: handlers.run_receipts(interval))
     ctx.on_shutdown(handlers.batcher.stop)
