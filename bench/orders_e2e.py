@@ -206,8 +206,13 @@ async def run(args: argparse.Namespace) -> None:
                 nonlocal refused
                 while not queue.empty():
                     body = queue.get_nowait()
-                    response = await http.post(f"{platform.gateway_url}/webhooks/bigcommerce", content=body,
-                                               headers=headers)
+                    try:
+                        response = await http.post(f"{platform.gateway_url}/webhooks/bigcommerce", content=body,
+                                                   headers=headers)
+                    except httpx.TransportError:
+                        refused[0] += 1
+                        queue.put_nowait(body)
+                        continue
                     if response.status_code != 200:
                         refused[response.status_code] += 1
                         queue.put_nowait(body)
