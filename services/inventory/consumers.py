@@ -4,12 +4,15 @@ downgrade (reasons "downgrade" and "end"). Everything else drives inventory over
 
 The handler runs in the consumer's transaction together with its inbox row, so a message
 is applied once; the policy itself is deterministic (see domain.keep_earliest_assigned),
-so even a replay under another event id unassigns nothing more.
+so even a replay under another event id unassigns nothing more. Every plan.changed is
+recorded per store (store_plans) because events can be handled out of order: a downgrade
+handled after a later upgrade applies the newer limit (see domain.over_limit_keep).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
 from backorder.events.v1 import billing_events_pb2
 
@@ -30,18 +33,18 @@ def billing_consumer(handlers: InventoryHandlers) -> ConsumerSpec:
     async def handle(uow: UnitOfWork, message: IncomingMessage) -> None:
         change = message.unpack(billing_events_pb2.PlanChanged)
         assert isinstance(change, billing_events_pb2.PlanChanged)
-        if change.unlimited or not change.HasField("over_limit_policy"):
-            return
-        policy = change.over_limit_policy
         store_hash = change.store_hash or message.subject.split(".")[1]
-        if policy.rule != domain.KEEP_EARLIEST_ASSIGNED or policy.keep < 0:
+        policy = change.over_limit_policy if change.HasField("over_limit_policy") else None
+        if policy is not None and (policy.rule != domain.KEEP_EARLIEST_ASSIGNED or policy.keep < 0):
             raise PermanentError(f"plan.changed {message.message_id} for {store_hash}: unknown over-limit policy "
                                  f"rule={policy.rule!r} keep={policy.keep}")
-        selection = await handlers.apply_over_limit_policy(
-            uow, store_hash, keep=policy.keep, restore_tracking=policy.restore_tracking,
-            reason=domain.downgrade_note(change.reason, change.new_plan, policy.keep),
-            key_prefix=f"plan:{message.message_id}")
-        if selection.unassigned:
+        incoming = domain.PlanLimit(change.new_plan, None if change.unlimited else change.max_assigned_products,
+                                    change.effective_at.ToDatetime(UTC))
+        selection = await handlers.apply_plan_change(
+            uow, store_hash, incoming, event_id=message.message_id,
+            policy_keep=policy.keep if policy is not None and not change.unlimited else None,
+            restore_tracking=policy.restore_tracking if policy is not None else False, reason=change.reason)
+        if selection is not None and selection.unassigned:
             log.info("store %s: plan %s -> %s (%s), kept %d, unassigned %d", store_hash, change.old_plan,
                      change.new_plan, change.reason, len(selection.kept), len(selection.unassigned))
 

@@ -564,6 +564,33 @@ def keep_earliest_assigned(assigned: Iterable[tuple[int, dt.datetime]], keep: in
     )
 
 
+@dataclass(frozen=True)
+class PlanLimit:
+    """A store's plan limit as announced by one billing.plan.changed (None = unlimited)."""
+
+    plan: str
+    limit: int | None
+    effective_at: dt.datetime
+
+
+def newest_plan_limit(known: PlanLimit | None, incoming: PlanLimit) -> PlanLimit:
+    """The plan in force after handling `incoming`: events can be handled out of order
+    (parallel handling, redelivery after a failure), so the latest effective_at wins; on a
+    tie (a downgrade and the renewal of the same cycle boundary) the incoming one."""
+    if known is None or incoming.effective_at >= known.effective_at:
+        return incoming
+    return known
+
+
+def over_limit_keep(policy_keep: int, incoming: PlanLimit, newest: PlanLimit) -> int | None:
+    """How many assigned products a downgrade's over-limit policy keeps, or None for none to
+    unassign: the policy's own `keep`, unless a newer plan change is already known (then
+    its limit, so a late downgrade never undoes a later upgrade)."""
+    if newest is incoming:
+        return policy_keep
+    return newest.limit
+
+
 def downgrade_note(reason: str, new_plan: str, keep: int) -> str:
     """Why a product was unassigned by a plan change, as the merchant reads it in the ledger."""
     what = f"subscription ended, back to {new_plan}" if reason == "end" else f"plan downgrade to {new_plan}"

@@ -563,24 +563,38 @@ class InventoryHandlers:
             for p in products
         ])
 
-    async def apply_over_limit_policy(self, uow: UnitOfWork, store_hash: str, *, keep: int, restore_tracking: bool,
-                                      reason: str, key_prefix: str) -> domain.OverLimitSelection:
-        """Billing's over-limit policy (keep_earliest_assigned) in the caller's transaction
-        (the plan.changed consumer's, with its inbox row).
+    async def apply_plan_change(self, uow: UnitOfWork, store_hash: str, incoming: domain.PlanLimit, *,
+                                event_id: str, policy_keep: int | None, restore_tracking: bool,
+                                reason: str) -> domain.OverLimitSelection | None:
+        """Handle one billing.plan.changed in the caller's transaction (the consumer's, with
+        its inbox row); returns what the over-limit policy kept and unassigned, if it ran.
 
         Locks the store's settings row first, the same per-store mutex assigns and imports
-        take, so no assign can slip in between the count and the unassigns; then every
-        product row of the store in primary-key order. Unassigns the products beyond `keep`
-        through the same path as UnassignProducts (actor and source "billing", never
-        disabling the product). A store within the limit is left untouched, so a replay
-        changes nothing."""
+        take, so no assign slips in between the count and the unassigns. Records the newest
+        plan change of the store (store_plans); with a policy (`policy_keep`, rule
+        keep_earliest_assigned) locks every product row of the store in primary-key order
+        and unassigns those beyond the limit through the same path as UnassignProducts
+        (actor and source "billing", the product never disabled). The limit is the newest
+        known plan's, so a downgrade handled after a later upgrade unassigns nothing the
+        upgrade allows; a store within the limit is left untouched, so a replay changes
+        nothing."""
         settings = await repository.lock_store(uow.conn, uow.dialect, store_hash)
+        known = await repository.get_store_plan(uow.conn, store_hash)
+        newest = domain.newest_plan_limit(known, incoming)
+        if newest is incoming:
+            await repository.save_store_plan(uow.conn, store_hash, incoming, event_id, exists=known is not None)
+        if policy_keep is None:
+            return None
+        keep = domain.over_limit_keep(policy_keep, incoming, newest)
+        if keep is None:
+            return None
         products = await repository.lock_store_products(uow.conn, store_hash)
         selection = domain.keep_earliest_assigned([(p.product_id, p.assigned_at) for p in products], keep)
         by_id = {p.product_id: p for p in products}
         await self._unassign_locked(uow, settings, [by_id[p] for p in selection.unassigned],
                                     restore_tracking=restore_tracking, disable_product=False, actor="billing",
-                                    source="billing", reason=reason, key_prefix=key_prefix)
+                                    source="billing", reason=domain.downgrade_note(reason, newest.plan, keep),
+                                    key_prefix=f"plan:{event_id}")
         return selection
 
     # -- reads

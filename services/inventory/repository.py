@@ -22,6 +22,7 @@ from services.inventory.tables import (
     assigned_products,
     backorder_report,
     stock_ledger,
+    store_plans,
     store_settings,
 )
 
@@ -130,6 +131,24 @@ async def save_settings(conn: AsyncConnection, settings: StoreSettingsRow) -> No
         timezone=settings.timezone,
         updated_at=utcnow(),
     ))
+
+
+async def get_store_plan(conn: AsyncConnection, store_hash: str) -> domain.PlanLimit | None:
+    row = (await conn.execute(select(store_plans).where(store_plans.c.store_hash == store_hash))).first()
+    if row is None:
+        return None
+    return domain.PlanLimit(row.plan, row.max_assigned_products, as_utc(row.effective_at))  # type: ignore[arg-type]
+
+
+async def save_store_plan(conn: AsyncConnection, store_hash: str, plan: domain.PlanLimit, event_id: str, *,
+                          exists: bool) -> None:
+    """Record the newest plan change; the caller holds the store lock (no insert race)."""
+    values = {"plan": plan.plan, "max_assigned_products": plan.limit, "effective_at": plan.effective_at,
+              "event_id": event_id, "updated_at": utcnow()}
+    if exists:
+        await conn.execute(update(store_plans).where(store_plans.c.store_hash == store_hash).values(**values))
+    else:
+        await conn.execute(store_plans.insert().values(store_hash=store_hash, **values))
 
 
 async def count_assigned(conn: AsyncConnection, store_hash: str) -> int:

@@ -39,6 +39,19 @@ store_settings = Table(
     CheckConstraint("low_stock_level >= 0", name="ck_store_settings_low_stock_level"),
 )
 
+# The newest billing.plan.changed handled per store (limit NULL = unlimited), so a
+# downgrade handled after a later plan change applies the later limit instead.
+store_plans = Table(
+    "store_plans",
+    metadata,
+    Column("store_hash", String(64), primary_key=True),
+    Column("plan", String(64), nullable=False),
+    Column("max_assigned_products", BigInteger, nullable=True),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Keyed by (store, product, variant, location): variant_id/location_id are NULL for the
 # product-level rows of today, so variant-level and per-location rows can be added later
 # beside them without rewriting a row.

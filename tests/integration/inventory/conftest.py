@@ -141,8 +141,9 @@ async def outbox_drained(inventory: Inventory) -> bool:
 
 
 async def published_events(nats_url: str, store_hash: str, event_type: str = "*.*",
-                           expected: int | None = None, timeout_s: float = 10.0) -> list[Any]:
-    """Envelopes published on backorder.<store>.inventory.<event_type>, read back from JetStream."""
+                           expected: int | None = None, timeout_s: float = 10.0,
+                           service: str = "inventory") -> list[Any]:
+    """Envelopes published on backorder.<store>.<service>.<event_type>, read back from JetStream."""
     import nats
     from backorder.events.v1 import envelope_pb2
 
@@ -151,7 +152,7 @@ async def published_events(nats_url: str, store_hash: str, event_type: str = "*.
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe(f"backorder.{store_hash}.inventory.{event_type}", stream=STREAM_EVENTS)
+        sub = await js.pull_subscribe(f"backorder.{store_hash}.{service}.{event_type}", stream=STREAM_EVENTS)
         found: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
