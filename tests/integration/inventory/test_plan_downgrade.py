@@ -175,3 +175,25 @@ async def test_a_store_within_the_new_limit_loses_nothing(database_url, start_se
     assert [e.kind for e in await ledger(inv, store_hash)] == [inventory_pb2.LEDGER_KIND_ASSIGN] * 2
     assert await published_events(nats_server.url, store_hash, "product.unassigned", timeout_s=1) == []
     await channel.close()
+
+
+async def test_an_ended_subscription_falls_back_to_free_and_keeps_the_first_assigned(
+        database_url, start_service, start_inventory, nats_server):
+    billing, clock, channel, billing_port = await start_billing(start_service, database_url())
+    inv = await start_inventory(database_url(), billing_addr=f"127.0.0.1:{billing_port}")
+    store_hash = store()
+    await billing.StartSubscription(billing_pb2.StartSubscriptionRequest(store_hash=store_hash))
+    await billing.ChangePlan(billing_pb2.ChangePlanRequest(store_hash=store_hash, plan="big"))
+    await inv.assign(store_hash, {"product_id": 9, "stock": 1})
+    await inv.assign(store_hash, {"product_id": 3, "stock": 1}, {"product_id": 4, "stock": 1})
+    await billing.EndSubscription(billing_pb2.EndSubscriptionRequest(store_hash=store_hash))
+
+    async def ended() -> bool:
+        return await assigned_ids(inv, store_hash) == [9]
+
+    await wait_until(ended, timeout_s=15, what="inventory to fall back to the free plan's limit")
+    notes = {e.product_id: e.note for e in await ledger(inv, store_hash) if e.kind == inventory_pb2.LEDGER_KIND_UNASSIGN}
+    assert sorted(notes) == [3, 4]
+    assert all(n.startswith("subscription ended, back to free: limit 1, kept the 1 earliest assigned")
+               for n in notes.values())
+    await channel.close()
