@@ -47,6 +47,7 @@ SOURCE_TO_PB = {
     "erp": inventory_pb2.STOCK_SOURCE_ERP,
     "order": inventory_pb2.STOCK_SOURCE_ORDER,
     "receipt": inventory_pb2.STOCK_SOURCE_RECEIPT,
+    "billing": inventory_pb2.STOCK_SOURCE_BILLING,
 }
 SOURCE_FROM_PB = {v: k for k, v in SOURCE_TO_PB.items()}
 KIND_TO_PB = {

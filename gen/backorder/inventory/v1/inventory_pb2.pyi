@@ -60,6 +60,8 @@ class _StockSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockSour
     STOCK_SOURCE_ERP: _StockSource.ValueType  # 4
     STOCK_SOURCE_ORDER: _StockSource.ValueType  # 5
     STOCK_SOURCE_RECEIPT: _StockSource.ValueType  # 6
+    STOCK_SOURCE_BILLING: _StockSource.ValueType  # 7
+    """A plan change (downgrade over the limit) unassigned the product."""
 
 class StockSource(_StockSource, metaclass=_StockSourceEnumTypeWrapper): ...
 
@@ -70,6 +72,8 @@ STOCK_SOURCE_BIGCOMMERCE: StockSource.ValueType  # 3
 STOCK_SOURCE_ERP: StockSource.ValueType  # 4
 STOCK_SOURCE_ORDER: StockSource.ValueType  # 5
 STOCK_SOURCE_RECEIPT: StockSource.ValueType  # 6
+STOCK_SOURCE_BILLING: StockSource.ValueType  # 7
+"""A plan change (downgrade over the limit) unassigned the product."""
 Global___StockSource: _TypeAlias = StockSource  # noqa: Y015
 
 class _LedgerKind:
