@@ -8,6 +8,7 @@ from static/admin.js to /api/v1 carrying the CSRF token of the page's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import urllib.parse
@@ -93,7 +94,7 @@ async def attempt(notices: list[dict[str, str]], what: str, awaitable: Awaitable
 
 async def page_context(request: Request, principal: Principal, section: str, page: str,
                        notices: list[dict[str, str]]) -> dict[str, Any]:
-    usage = await attempt([], "usage", admin_api.query_usage(request, principal.store_hash), None)
+    usage = await request.state.usage
     return {"store_hash": principal.store_hash, "csrf": principal.csrf, "section": section, "page": page,
             "notices": notices, "usage": usage}
 
@@ -107,7 +108,14 @@ def page(handler: Any) -> Any:
             return signin_page(request, "Open BackOrder from your BigCommerce control panel",
                                "Your session has ended or cookies are blocked. Open Apps › My Apps › BackOrder "
                                "in the control panel to sign in again.", 401)
-        return await handler(request, principal)
+        # The header's usage pill is fetched while the page loads its own data.
+        request.state.usage = asyncio.ensure_future(
+            attempt([], "usage", admin_api.query_usage(request, principal.store_hash), None))
+        try:
+            return await handler(request, principal)
+        finally:
+            if not request.state.usage.done():
+                request.state.usage.cancel()
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -177,9 +185,10 @@ EMPTY_LIST = {"data": [], "meta": {"pagination": admin_api.pagination(0, 0, 1, a
 async def products_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
-    result = await attempt(notices, "Products",
-                           admin_api.query_catalog(request, principal.store_hash, with_page_size(params)), EMPTY_LIST)
-    counts = await _counts(request, principal)
+    result, counts = await asyncio.gather(
+        attempt(notices, "Products", admin_api.query_catalog(request, principal.store_hash, with_page_size(params)),
+                EMPTY_LIST),
+        _counts(request, principal))
     counts["all"] = result["meta"]["pagination"]["total"] if not any(
         params.get(k) for k in ("q", "visibility", "availability", "assigned")) else None
     return render(request, "admin/products.html", {
@@ -254,13 +263,12 @@ async def imports_page(request: Request, principal: Principal) -> Response:
 @page
 async def settings_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
-    settings = await attempt(notices, "Storefront settings", admin_api.query_settings(request, principal.store_hash),
-                             None)
-    themes = await attempt(notices, "Themes", admin_api.query_themes(request), [])
-    inventory_settings = await attempt(notices, "Inventory settings",
-                                       admin_api.query_inventory_settings(request, principal.store_hash),
-                                       {"low_stock_level": 0, "return_stock_on_cancel": True,
-                                        "keep_assigned_when_tracking_enabled": True, "timezone": ""})
+    settings, themes, inventory_settings = await asyncio.gather(
+        attempt(notices, "Storefront settings", admin_api.query_settings(request, principal.store_hash), None),
+        attempt(notices, "Themes", admin_api.query_themes(request), []),
+        attempt(notices, "Inventory settings", admin_api.query_inventory_settings(request, principal.store_hash),
+                {"low_stock_level": 0, "return_stock_on_cancel": True, "keep_assigned_when_tracking_enabled": True,
+                 "timezone": ""}))
     if settings is None:
         settings = {name: "" for name in admin_api.SETTINGS_TEXT_FIELDS} | {
             "custom_theme": False, "low_stock_level": 0, "allowed_origins": []}
@@ -286,9 +294,9 @@ async def report_page(request: Request, principal: Principal) -> Response:
 @page
 async def plans_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
-    plans = await attempt(notices, "Plans", admin_api.query_plans(request), [])
-    subscription = await attempt(notices, "Your subscription",
-                                 admin_api.query_subscription(request, principal.store_hash), None)
+    plans, subscription = await asyncio.gather(
+        attempt(notices, "Plans", admin_api.query_plans(request), []),
+        attempt(notices, "Your subscription", admin_api.query_subscription(request, principal.store_hash), None))
     context = await page_context(request, principal, "plans", "plans", notices)
     if subscription is None:
         subscription = {"plan": {"code": "", "name": "Unknown", "price": {"amount_cents": 0}}, "history": [],
