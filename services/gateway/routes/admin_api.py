@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from backorder.billing.v1 import billing_pb2
 from backorder.catalog.v1 import catalog_pb2
 from backorder.inventory.v1 import inventory_pb2, report_pb2, token_pb2
@@ -28,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.common.errors import DomainError, NotFound, Unavailable, ValidationFailed
+from services.common.errors import DomainError, NotFound, Unavailable, ValidationFailed, error_from_rpc
 from services.gateway import csv_format
 from services.gateway.auth import (
     Principal,
@@ -697,6 +698,9 @@ class ImportJobs:
                       if j.finished_at is None or now - j.finished_at < IMPORT_JOB_TTL_S}
         self._jobs[job.id] = job
 
+    def running(self) -> list[ImportJob]:
+        return [j for j in self._jobs.values() if j.task is not None and not j.task.done()]
+
     def get(self, store_hash: str, job_id: str) -> ImportJob:
         job = self._jobs.get(job_id)
         if job is None or job.store_hash != store_hash:
@@ -798,16 +802,15 @@ async def run_import(request: Request, principal: Principal, job: ImportJob, upl
         else:
             job.status = "completed"
             job.message = f"{job.applied} product(s) {'assigned' if job.mode == 'assign' else 'updated'}"
-    except DomainError as exc:
-        job.errors = [{"row": 0, "column": "", "code": exc.code, "message": exc.message}]
-        job.message = exc.message
-        job.status = "failed"
     except Exception as exc:  # noqa: BLE001 - the job must end in a state the merchant can read
-        from services.common.errors import error_from_rpc
-
-        error = error_from_rpc(exc) if hasattr(exc, "code") else DomainError("internal error", code="internal")
-        if not hasattr(exc, "code"):
+        if isinstance(exc, DomainError):
+            error = exc
+        elif isinstance(exc, grpc.RpcError):
+            error = error_from_rpc(exc)
+        else:
             log.exception("import %s failed", job.id)
+            error = DomainError("internal error", code="internal")
+        log.warning("import %s for store %s failed: %s", job.id, job.store_hash, error.code)
         job.errors = [{"row": 0, "column": "", "code": error.code, "message": error.message}]
         job.message = error.message
         job.status = "failed"
@@ -1032,9 +1035,9 @@ async def startup(app: Any) -> None:
 
 
 async def shutdown(app: Any) -> None:
-    for job in list(app.state.import_jobs._jobs.values()):
-        if job.task is not None and not job.task.done():
-            job.task.cancel()
+    for job in app.state.import_jobs.running():
+        assert job.task is not None
+        job.task.cancel()
 
 
 P = "/api/v1"
