@@ -398,6 +398,11 @@ def decode_raw(msg: Msg) -> IncomingMessage:
 
 
 TransactionalHandler = Callable[[UnitOfWork, IncomingMessage], Awaitable[None]]
+Effect = Callable[[IncomingMessage], Awaitable[None]]
+
+
+async def no_transactional_work(_uow: UnitOfWork, _message: IncomingMessage) -> None:
+    return None
 
 
 @dataclass
@@ -406,14 +411,20 @@ class ConsumerSpec:
 
     `handler(uow, message)` runs inside one transaction that also records the message id
     in the inbox; the message is acked only after that transaction committed. A message
-    whose id is already in the inbox is acked without calling the handler.
+    whose id is already in the inbox is acked without calling anything.
+
+    `effect(message)`, when given, runs first and outside any transaction: for work on
+    other systems (BigCommerce, another service over gRPC) that must not hold a database
+    transaction open (on SQLite, the write lock). Such an effect must itself be idempotent
+    — it runs again if the process dies between the effect and the inbox commit.
     """
 
     durable: str
     stream: str
     subjects: list[str]
-    handler: TransactionalHandler
+    handler: TransactionalHandler = no_transactional_work
     decode: Callable[[Msg], IncomingMessage] = decode_envelope
+    effect: Effect | None = None
     batch: int = 64
     concurrency: int = 16
     ack_wait_s: float = 30.0
@@ -451,8 +462,33 @@ class Consumer:
         await self.bus.js.add_consumer(spec.stream, config)
         self._subscription = await self.bus.js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
 
+    async def _already_applied(self, message_id: str) -> bool:
+        async with self.db.read() as conn:
+            found = await conn.execute(select(self.inbox.c.message_id).where(
+                self.inbox.c.consumer == self.spec.durable, self.inbox.c.message_id == message_id))
+            return found.first() is not None
+
+    async def _apply(self, incoming: IncomingMessage) -> str:
+        """Run the effect (if any) and the handler once; returns the outcome label."""
+        spec = self.spec
+        if spec.effect is not None:
+            if await self._already_applied(incoming.message_id):
+                return "duplicate"
+            await spec.effect(incoming)
+        async with self.db.unit_of_work() as uow:
+            fresh = await uow.conn.execute(
+                insert_ignore(self.db.dialect, self.inbox, ["consumer", "message_id"]).values(
+                    consumer=spec.durable, message_id=incoming.message_id, received_at=now_utc()
+                )
+            )
+            if fresh.first() is None:
+                return "duplicate"
+            await spec.handler(uow, incoming)
+            await uow.commit()
+        return "applied"
+
     async def handle(self, msg: Msg) -> None:
-        """Decode, apply once, ack — or nak/term per the error."""
+        """Decode, apply once, ack — or nak with backoff (any error) / term (PermanentError)."""
         spec = self.spec
         try:
             incoming = spec.decode(msg)
@@ -462,18 +498,7 @@ class Consumer:
             await msg.term()
             return
         try:
-            async with self.db.unit_of_work() as uow:
-                fresh = await uow.conn.execute(
-                    insert_ignore(self.db.dialect, self.inbox, ["consumer", "message_id"]).values(
-                        consumer=spec.durable, message_id=incoming.message_id, received_at=now_utc()
-                    )
-                )
-                if fresh.first() is None:
-                    CONSUMED.labels(spec.durable, "duplicate").inc()
-                else:
-                    await spec.handler(uow, incoming)
-                    await uow.commit()
-                    CONSUMED.labels(spec.durable, "applied").inc()
+            CONSUMED.labels(spec.durable, await self._apply(incoming)).inc()
         except PermanentError as exc:
             log.error("consumer %s: terminating message %s: %s", spec.durable, incoming.message_id, exc)
             CONSUMED.labels(spec.durable, "poison").inc()
@@ -497,22 +522,38 @@ class Consumer:
         finally:
             self._slots.release()
 
+    async def _take_free_slots(self) -> int:
+        """Wait for one free handling slot, then take every other free one (at most `batch`)."""
+        await self._slots.acquire()
+        free = 1
+        while free < self.spec.batch and not self._slots.locked():
+            await self._slots.acquire()
+            free += 1
+        return free
+
     async def run(self) -> None:
+        """Fetch only as many messages as there are free slots: a fetched message's AckWait
+        runs from delivery, so messages queued here behind busy slots would be redelivered
+        (and handled twice) under load."""
         await self._subscribe()
         while not self._stopping.is_set():
+            free = await self._take_free_slots()
             try:
-                msgs = await self._subscription.fetch(batch=self.spec.batch, timeout=1.0)
+                msgs = await self._subscription.fetch(batch=free, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
-                continue
+                msgs = []
             except asyncio.CancelledError:
+                for _ in range(free):
+                    self._slots.release()
                 raise
             except Exception as exc:  # noqa: BLE001 - connection trouble: wait for the reconnect
                 log.warning("consumer %s: fetch failed: %s", self.spec.durable, exc)
+                msgs = []
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
-                continue
+            for _ in range(free - len(msgs)):
+                self._slots.release()
             for msg in msgs:
-                await self._slots.acquire()
                 task = asyncio.create_task(self._run_one(msg))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
