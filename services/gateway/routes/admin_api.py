@@ -9,8 +9,10 @@ endpoints for every mutation.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -51,6 +53,9 @@ CATALOG_PARALLEL_CHUNKS = 4
 IMPORT_SYNC_WAIT_S = 25.0
 IMPORT_RPC_TIMEOUT_S = 120.0
 IMPORT_JOB_TTL_S = 3600.0
+# The catalog data of a preview serves the apply of the same rows for this long.
+PREVIEW_CACHE_TTL_S = 300.0
+PREVIEW_CACHE_ENTRIES = 4
 EXPORT_PAGE_SIZE = 250
 
 STATUS_NAMES = {
@@ -687,10 +692,26 @@ class ImportJob:
 
 
 class ImportJobs:
-    """Import jobs of this gateway process (in memory, kept an hour: a job is a request's progress)."""
+    """Import jobs of this gateway process (in memory, kept an hour: a job is a request's progress).
+
+    Also keeps the catalog data a preview (dry run) read, for the apply of the same rows that
+    usually follows, so the apply does not read 100,000 products again. Few entries, short TTL.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[str, ImportJob] = {}
+        self._previewed: dict[tuple[str, str], tuple[float, dict[int, catalog_pb2.Product]]] = {}
+
+    def remember_catalog(self, store_hash: str, ids_digest: str, catalog: dict[int, catalog_pb2.Product]) -> None:
+        now = time.monotonic()
+        self._previewed = {k: v for k, v in self._previewed.items() if v[0] > now}
+        while len(self._previewed) >= PREVIEW_CACHE_ENTRIES:
+            self._previewed.pop(next(iter(self._previewed)))
+        self._previewed[(store_hash, ids_digest)] = (now + PREVIEW_CACHE_TTL_S, catalog)
+
+    def previewed_catalog(self, store_hash: str, ids_digest: str) -> dict[int, catalog_pb2.Product] | None:
+        entry = self._previewed.pop((store_hash, ids_digest), None)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
     def add(self, job: ImportJob) -> None:
         now = time.time()
@@ -769,10 +790,19 @@ async def run_import(request: Request, principal: Principal, job: ImportJob, upl
         catalog: dict[int, catalog_pb2.Product] = {}
         if job.mode == "assign":
             phase = time.perf_counter()
-            products, missing = await query_catalog_by_ids(request, principal.store_hash,
-                                                           [r.product_id for r in parsed.rows],
-                                                           timeout_s=IMPORT_RPC_TIMEOUT_S)
-            catalog = {p.product_id: p for p in products}
+            jobs: ImportJobs = request.app.state.import_jobs
+            ids = [r.product_id for r in parsed.rows]
+            digest = hashlib.sha256(array.array("q", ids).tobytes()).hexdigest()
+            missing: list[int] = []
+            cached = None if job.dry_run else jobs.previewed_catalog(principal.store_hash, digest)
+            if cached is not None:
+                catalog = cached
+            else:
+                products, missing = await query_catalog_by_ids(request, principal.store_hash, ids,
+                                                               timeout_s=IMPORT_RPC_TIMEOUT_S)
+                catalog = {p.product_id: p for p in products}
+                if job.dry_run and not missing:
+                    jobs.remember_catalog(principal.store_hash, digest, catalog)
             job.timings["catalog_s"] = time.perf_counter() - phase
             if missing:
                 missing_set = set(missing)

@@ -168,3 +168,21 @@ def test_pagination_shape(total, limit, page):
     meta = pagination(total, min(limit, total), page, limit)
     assert set(meta) == {"total", "count", "per_page", "current_page", "total_pages"}
     assert meta["total_pages"] >= 1 and (meta["total_pages"] - 1) * limit < max(total, 1)
+
+
+def test_a_preview_s_catalog_serves_one_apply_of_the_same_rows(monkeypatch):
+    from services.gateway.routes import admin_api
+
+    clock = [100.0]
+    monkeypatch.setattr(admin_api.time, "monotonic", lambda: clock[0])
+    jobs = admin_api.ImportJobs()
+    jobs.remember_catalog("s1", "abc", {1: "p1"})
+    assert jobs.previewed_catalog("s2", "abc") is None  # another store never sees it
+    assert jobs.previewed_catalog("s1", "abc") == {1: "p1"}
+    assert jobs.previewed_catalog("s1", "abc") is None  # used once
+    jobs.remember_catalog("s1", "abc", {1: "p1"})
+    clock[0] += admin_api.PREVIEW_CACHE_TTL_S + 1
+    assert jobs.previewed_catalog("s1", "abc") is None  # expired
+    for n in range(admin_api.PREVIEW_CACHE_ENTRIES + 2):
+        jobs.remember_catalog("s1", str(n), {})
+    assert len(jobs._previewed) == admin_api.PREVIEW_CACHE_ENTRIES
