@@ -45,7 +45,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from services.catalog_sync import domain
-from services.catalog_sync.server import _skip_missing_sniffio
 from services.common.grpc_server import insecure_channel
 from services.launcher import GRPC_SERVICES, Platform
 
@@ -244,7 +243,6 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    _skip_missing_sniffio()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default=os.environ.get("BACKORDER_BENCH_DATABASE_URL",
                                                               "postgresql://postgres@127.0.0.1:5432/postgres"))

@@ -32,7 +32,6 @@ import httpx
 from backorder.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.catalog_sync import domain
-from services.catalog_sync.server import _skip_missing_sniffio
 from tests.plugins.services import NatsServer
 
 WEBHOOK_KEY = "bench-webhook-secret-key"
@@ -167,7 +166,6 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    _skip_missing_sniffio()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--stores", type=int, default=10)
