@@ -59,8 +59,13 @@ class DomainError(Exception):
         self.message = message
         self.details = details or {}
 
+    # The status a peer answered with, when this error was rebuilt from its reply.
+    rpc_status: grpc.StatusCode | None = None
+
     @property
     def grpc_status(self) -> grpc.StatusCode:
+        if self.rpc_status is not None:
+            return self.rpc_status
         return GRPC_STATUS_BY_CODE.get(self.code, grpc.StatusCode.FAILED_PRECONDITION)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +113,10 @@ def error_from_rpc(exc: grpc.RpcError) -> DomainError:
     for key, value in trailing or ():
         if key == ERROR_METADATA_KEY:
             body = json.loads(value)
-            return DomainError(body["message"], code=body["code"], details=body.get("details") or {})
+            error = DomainError(body["message"], code=body["code"], details=body.get("details") or {})
+            if hasattr(exc, "code"):
+                error.rpc_status = exc.code()
+            return error
     status = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     code = CODE_BY_GRPC_STATUS.get(status, "internal")
     message = exc.details() if hasattr(exc, "details") and exc.details() else str(status)

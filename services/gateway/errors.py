@@ -30,6 +30,21 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     "internal": 500,
 }
 
+# For a code the table above does not name (a service's own precondition codes such as
+# billing's no_pending_change): the gRPC status it came with decides.
+HTTP_STATUS_BY_GRPC_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+}
+
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
@@ -42,7 +57,8 @@ def error_response(code: str, message: str, details: dict[str, Any] | None = Non
 
 
 def domain_error_response(error: DomainError) -> JSONResponse:
-    return error_response(error.code, error.message, error.details)
+    status = HTTP_STATUS_BY_CODE.get(error.code) or HTTP_STATUS_BY_GRPC_STATUS.get(error.grpc_status, 400)
+    return error_response(error.code, error.message, error.details, status=status)
 
 
 async def handle_domain_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1027,6 +1027,20 @@ async def change_plan(request: Request, principal: Principal) -> Response:
     return ok(data)
 
 
+async def cancel_pending_change(request: Request, principal: Principal) -> Response:
+    reply = await backend(request, "billing").CancelPendingChange(billing_pb2.CancelPendingChangeRequest(
+        store_hash=principal.store_hash))
+    return ok(subscription_json(reply.subscription))
+
+
+async def list_charges(request: Request, principal: Principal) -> Response:
+    limit = min(int_param(request.query_params, "limit", 50, minimum=1), 200)
+    before_id = int_param(request.query_params, "before_id", 0, minimum=0)
+    reply = await backend(request, "billing").ListCharges(billing_pb2.ListChargesRequest(
+        store_hash=principal.store_hash, limit=limit, before_id=before_id))
+    return ok([charge_json(charge) for charge in reply.charges])
+
+
 async def usage(request: Request, principal: Principal) -> Response:
     return ok(await query_usage(request, principal.store_hash))
 
@@ -1098,6 +1112,8 @@ routes = [
     Route(f"{P}/billing/subscription", api(get_subscription), methods=["GET"]),
     Route(f"{P}/billing/subscription", api(change_plan), methods=["PUT"]),
     Route(f"{P}/billing/quote", api(quote_plan), methods=["GET"]),
+    Route(f"{P}/billing/subscription/pending-change", api(cancel_pending_change), methods=["DELETE"]),
+    Route(f"{P}/billing/charges", api(list_charges), methods=["GET"]),
     Route(f"{P}/usage", api(usage), methods=["GET"]),
     Route(f"{P}/tokens", api(create_token, session_only=True), methods=["POST"]),
     Route(f"{P}/tokens", api(list_tokens), methods=["GET"]),

@@ -392,6 +392,15 @@ async def test_plans_quote_then_change(platform):
     assert down.json()["data"]["pending_change"]["plan"] == "free"
     missing = await session.request("PUT", "/api/v1/billing/subscription", json={})
     assert missing.status_code == 422
+    charges = (await session.get("/api/v1/billing/charges")).json()["data"]
+    assert charges[0]["amount"]["amount_cents"] == quote["amount"]["amount_cents"]  # newest first
+    cancelled = await session.request("DELETE", "/api/v1/billing/subscription/pending-change")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["data"]["pending_change"] is None
+    assert cancelled.json()["data"]["plan"]["code"] == "starter"
+    again = await session.request("DELETE", "/api/v1/billing/subscription/pending-change")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "no_pending_change"
 
 
 async def test_sync_replaces_stock_with_the_bigcommerce_level(platform):
