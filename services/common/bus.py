@@ -262,22 +262,6 @@ class EventBus:
         """Publish and wait for JetStream's ack (raises on timeout or no responders)."""
         return await self.js.publish(subject, data, timeout=timeout, headers={MSG_ID_HEADER: msg_id})
 
-    async def publish_many(self, messages: Sequence[tuple[str, bytes, str]], *, timeout: float = 10.0) -> list[Any]:
-        """Publish (subject, data, msg_id) messages without waiting between them, then wait
-        for every ack (raises if any is refused or missing after `timeout`).
-
-        About half the CPU per message of awaiting `publish` one by one (no timer task per
-        request), which matters to the outbox relay's per-event cost."""
-        futures = []
-        try:
-            for subject, data, msg_id in messages:
-                futures.append(await self.js.publish_async(subject, data, headers={MSG_ID_HEADER: msg_id}))
-            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
@@ -326,9 +310,9 @@ class OutboxRelay:
             OUTBOX_PENDING.labels(self.service).set(len(rows))
             if not rows:
                 return 0
-            # Published back to back and acked together: consumers never rely on order across
-            # events (each carries its own state), and a refused or missing ack fails the pass.
-            await self.bus.publish_many([(r.subject, r.payload, r.event_id) for r in rows])
+            # Published concurrently, each with its own ack timeout: consumers never rely on
+            # order across events (each carries its own state); any refused ack fails the pass.
+            await asyncio.gather(*(self.bus.publish(r.subject, r.payload, r.event_id) for r in rows))
             await uow.conn.execute(
                 update(self.outbox)
                 .where(self.outbox.c.seq.in_([r.seq for r in rows]))
