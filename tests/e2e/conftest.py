@@ -30,7 +30,6 @@ tests skip loudly without it, as the services plugin does.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +48,7 @@ from services.common.runtime import ServiceRunner
 from tests.plugins import sandbox as sandbox_plugin
 from tests.plugins.sandbox import LoopbackServer, SandboxFactory, SandboxServer, SandboxStore
 from tests.plugins.services import PostgresServer, service_settings
+from tests.plugins.services import wait_until as shared_wait_until
 
 # The sandbox plugin's fixtures, for tests under tests/e2e (the root conftest only loads the services plugin).
 sandbox_factory = sandbox_plugin.sandbox_factory
@@ -60,14 +60,7 @@ STUB_DEADLINE_S = 30.0
 async def wait_for(predicate: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05,
                    message: str = "condition") -> Any:
     """Await `predicate()` until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not met within {timeout}s")
-        await asyncio.sleep(interval)
+    return await shared_wait_until(predicate, timeout, interval_s=interval, what=message)
 
 
 @dataclass

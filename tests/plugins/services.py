@@ -277,3 +277,20 @@ async def start_service(nats_server: NatsServer) -> AsyncIterator[Callable[..., 
 def run_blocking(func: Callable[..., Any], *args: Any) -> Awaitable[Any]:
     return asyncio.to_thread(func, *args)
 
+
+
+async def wait_until(predicate: Callable[[], Any], timeout_s: float = 20.0, *, interval_s: float = 0.02,
+                     what: str = "condition") -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy, and return that;
+    fail with `what` after `timeout_s`. The one polling helper of the suite: tests wait on
+    conditions with a deadline, never on a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s}s")
+        await asyncio.sleep(interval_s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 import uuid
@@ -20,6 +19,7 @@ from backorder.events.v1 import billing_events_pb2, envelope_pb2
 from services.billing import server
 from services.common.errors import DomainError, error_from_rpc
 from services.common.grpc_server import DeadlineStub, insecure_channel
+from tests.plugins.services import wait_until as shared_wait_until
 
 
 @dataclass
@@ -101,11 +101,7 @@ async def billing(billing_factory: Callable[..., Awaitable[Billing]], database_u
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 15.0, what: str = "") -> None:
     """Poll `condition` until true or fail after the deadline (no sleeps as synchronisation)."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.02)
+    await shared_wait_until(condition, timeout_s, what=what or str(condition))
 
 
 class PlanEvents:

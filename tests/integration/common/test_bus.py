@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 
 import nats
 import pytest
@@ -26,6 +24,7 @@ from services.common.bus import (
     event_subject,
 )
 from services.common.db import Database, UnitOfWork
+from tests.plugins.services import wait_until
 
 pytestmark = pytest.mark.services
 
@@ -62,19 +61,6 @@ async def stream_messages(bus: EventBus, subject_filter: str) -> list[nats.aio.m
         found.extend(batch)
     await subscription.unsubscribe()
     return found
-
-
-async def wait_until(predicate: Callable[[], object], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -247,7 +233,7 @@ async def test_nats_restarted_under_a_stream_of_events_loses_and_doubles_nothing
 
         async def all_applied() -> bool:
             return await count_applied(db) >= total
-        await wait_until(all_applied, timeout_s=60)
+        await wait_until(all_applied, 60)
     finally:
         relay.stop()
         await consumer.drain()

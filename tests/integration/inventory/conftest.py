@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from backorder.inventory.v1 import (
 
 from services.common.grpc_server import insecure_channel
 from services.inventory.server import setup
+from tests.plugins.services import wait_until as shared_wait_until
 
 
 def store() -> str:
@@ -121,12 +121,7 @@ async def start_inventory(start_service: Any, fake_billing: tuple[FakeBilling, s
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    await shared_wait_until(predicate, timeout_s, interval_s=0.05, what=what)
 
 
 async def outbox_drained(inventory: Inventory) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from backorder.events.v1 import inventory_events_pb2 as inv
 
 from services.common.bus import EventBus, build_envelope, event_subject
+from tests.plugins.services import wait_until as shared_wait_until
 
 PAYLOADS = {
     "product.assigned": inv.ProductAssigned,
@@ -50,13 +49,4 @@ def earlier(seconds: float) -> datetime:
 
 async def wait_until(predicate: Callable[[], object], timeout_s: float = 20.0, interval_s: float = 0.02) -> object:
     """Poll `predicate` (sync or async) until truthy; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(interval_s)
+    return await shared_wait_until(predicate, timeout_s, interval_s=interval_s)
