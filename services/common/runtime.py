@@ -79,6 +79,7 @@ class ServiceRunner:
         self.ctx: ServiceContext | None = None
         self.port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._health_updates: set[asyncio.Task[None]] = set()
 
     async def start(self) -> ServiceContext:
         settings = self.settings
@@ -99,9 +100,14 @@ class ServiceRunner:
         await self.bus.connect()
         await self.bus.ensure_streams()
         loop = asyncio.get_running_loop()
-        self.bus.on_connection_change(
-            lambda up: loop.create_task(self.grpc.set_serving(up)) and None
-        )
+
+        def follow_nats(up: bool) -> None:
+            # Keep a reference: the loop holds tasks weakly, so an unreferenced one may vanish.
+            task = loop.create_task(self.grpc.set_serving(up))
+            self._health_updates.add(task)
+            task.add_done_callback(self._health_updates.discard)
+
+        self.bus.on_connection_change(follow_nats)
         for relay in ctx.relays:
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay-{settings.service}"))
         for consumer in ctx.consumers:
