@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.catalog_sync.settings import DEV_WEBHOOK_SECRET_KEY
 from services.common.settings import DEFAULT_NATS_URL, Secret, env, peer_address
 
 PEERS = ("inventory", "catalog_sync", "storefront", "billing")
@@ -25,6 +26,8 @@ class GatewaySettings:
     publish_timeout_s: float
     # Storefront origins allowed by CORS ("*" = any storefront).
     storefront_cors_origins: tuple[str, ...]
+    # Derives each store's X-Backorder-Hook-Token (the same key catalog_sync registers hooks with).
+    webhook_secret_key: Secret
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -45,4 +48,6 @@ class GatewaySettings:
             storefront_cors_origins=tuple(
                 o.strip() for o in env("BACKORDER_STOREFRONT_CORS_ORIGINS", "*", environ=environ).split(",") if o.strip()
             ),
+            webhook_secret_key=env("BACKORDER_WEBHOOK_SECRET_KEY", Secret(DEV_WEBHOOK_SECRET_KEY), Secret,
+                                   environ=environ),
         )

@@ -24,10 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.catalog_sync import domain
-from services.catalog_sync.settings import DEV_WEBHOOK_SECRET_KEY
 from services.common.bus import MSG_ID_HEADER
 from services.common.errors import ValidationFailed
-from services.common.settings import env
 from services.gateway.errors import error_response
 
 log = logging.getLogger(__name__)
@@ -59,7 +57,7 @@ class InstalledStores:
 
 
 async def startup(app) -> None:  # type: ignore[no-untyped-def]
-    app.state.webhook_secret_key = env("BACKORDER_WEBHOOK_SECRET_KEY", DEV_WEBHOOK_SECRET_KEY)
+    app.state.webhook_secret_key = app.state.settings.webhook_secret_key.reveal()
     app.state.installed_stores = InstalledStores()
     app.state.forget_webhook_store = app.state.installed_stores.forget
 
