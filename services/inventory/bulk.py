@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from backorder.events.v1 import envelope_pb2
-from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from sqlalchemy import Table, bindparam, update
 
@@ -50,6 +50,27 @@ async def copy_rows(uow: UnitOfWork, table: Table, rows: Sequence[dict[str, Any]
     except psycopg.errors.UniqueViolation as exc:
         raise DuplicateKey(str(exc)) from exc
 
+
+async def fill_temporary(uow: UnitOfWork, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    """Create the temporary `table` in this transaction and insert `rows` (tuples in column
+    order; COPY on PostgreSQL). Drop it with drop_temporary before committing (SQLite keeps
+    temporary tables for the connection's life)."""
+    await uow.conn.run_sync(table.create)
+    if not rows:
+        return
+    columns = [c.name for c in table.columns]
+    if uow.dialect != "postgresql":
+        await uow.conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    driver = await _driver(uow)
+    async with driver.cursor() as cursor, cursor.copy(
+            f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def drop_temporary(uow: UnitOfWork, table: Table) -> None:
+    await uow.conn.run_sync(table.drop)
 
 
 async def allocate_ids(uow: UnitOfWork, table: Table, count: int) -> list[int] | None:
@@ -87,23 +108,38 @@ async def update_rows(uow: UnitOfWork, table: Table, key: str, rows: Sequence[di
 
 
 async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
-                          events: Sequence[tuple[str, str, Message]]) -> None:
-    """Like services.common.bus.add_events (same rows, the same Envelope as build_envelope
-    makes), written with COPY; one timestamp and one urandom read for the whole batch."""
-    if not events:
-        return
+                          events: Iterable[tuple[str, str, Message]]) -> None:
+    """Like services.common.bus.add_events (same rows, byte for byte the Envelope
+    build_envelope makes), written with COPY; one timestamp for the whole batch.
+
+    `events` may be a generator: each payload is serialized as soon as it is built, so a
+    100,000-event import never holds 100,000 messages (each keeps its own arena; holding
+    them cost more than building them). One Envelope per (store, type) is reused for every
+    event of that kind, as building a fresh Envelope, Any and Timestamp per event did."""
     created = now_utc()
     occurred = timestamp_pb2.Timestamp()
     occurred.FromDatetime(created)
-    randomness = os.urandom(16 * len(events))
+    randomness, offset = b"", 0
+    templates: dict[tuple[str, str, str], tuple[envelope_pb2.Envelope, str]] = {}
     rows = []
-    for index, (store_hash, event_type, payload) in enumerate(events):
-        event_id = str(uuid.UUID(bytes=randomness[16 * index:16 * index + 16], version=4))
-        packed = any_pb2.Any()
-        packed.Pack(payload)
-        envelope = envelope_pb2.Envelope(event_id=event_id, store_hash=store_hash, type=event_type,
-                                         occurred_at=occurred, producer=service, payload=packed)
-        rows.append({"event_id": event_id, "subject": event_subject(store_hash, service, event_type),
-                     "payload": envelope.SerializeToString(), "created_at": created})
+    for store_hash, event_type, payload in events:
+        kind = (store_hash, event_type, payload.DESCRIPTOR.full_name)
+        template = templates.get(kind)
+        if template is None:
+            envelope = envelope_pb2.Envelope(store_hash=store_hash, type=event_type, occurred_at=occurred,
+                                             producer=service)
+            envelope.payload.Pack(payload)  # the type URL Any.Pack writes
+            template = templates[kind] = (envelope, event_subject(store_hash, service, event_type))
+        envelope, subject = template
+        if offset == len(randomness):
+            randomness, offset = os.urandom(16 * 1024), 0
+        event_id = str(uuid.UUID(bytes=randomness[offset:offset + 16], version=4))
+        offset += 16
+        envelope.event_id = event_id
+        envelope.payload.value = payload.SerializeToString()
+        rows.append({"event_id": event_id, "subject": subject, "payload": envelope.SerializeToString(),
+                     "created_at": created})
+    if not rows:
+        return
     await copy_rows(uow, outbox, rows)
     uow.wrote_events = True

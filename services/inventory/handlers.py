@@ -24,7 +24,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,7 +39,14 @@ from services.common.db import Database, UnitOfWork, insert_ignore
 from services.common.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
 from services.inventory import bulk, domain, repository
 from services.inventory.repository import ProductRow, StoreSettingsRow, utcnow
-from services.inventory.tables import api_tokens, assigned_products, backorder_report, outbox, stock_ledger
+from services.inventory.tables import (
+    api_tokens,
+    assigned_products,
+    backorder_report,
+    import_rows,
+    outbox,
+    stock_ledger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +427,7 @@ class InventoryHandlers:
 
     async def _insert_assigned(self, uow: UnitOfWork, settings: StoreSettingsRow,
                                commands: Sequence[domain.AssignCommand], *, actor: str, source: str,
-                               key_prefix: str, keys: Sequence[str] | None = None) -> list[ProductRow]:
+                               key_prefix: str) -> list[ProductRow]:
         now = utcnow()
         # Versions start at the assignment's microsecond and grow by 1 per change, so a
         # re-assigned product's views are newer than those of its previous assignment.
@@ -449,8 +456,8 @@ class InventoryHandlers:
                     for row in rows]
         ledger_rows = []
         events: list[tuple[str, str, Message]] = []
-        for index, product in enumerate(products):
-            key = keys[index] if keys is not None else f"{key_prefix}:{product.product_id}"
+        for product in products:
+            key = f"{key_prefix}:{product.product_id}"
             ledger_rows.append({
                 "store_hash": product.store_hash, "product_id": product.product_id, "kind": "assign",
                 "delta": product.stock, "absolute": product.stock, "stock_before": 0, "stock_after": product.stock,
@@ -989,26 +996,10 @@ class InventoryHandlers:
             if errors or dry_run:
                 return ImportOutcome(len(rows), 0, errors, dry_run)
             if mode == "assign":
-                commands = [domain.AssignCommand(
-                    product_id=v.product_id, name=v.name, sku=v.sku, stock=v.stock or 0, threshold=v.threshold,
-                    incoming_stock=v.incoming_stock or 0, back_in_stock_date=v.back_in_stock_date,
-                    category_ids=v.category_ids, brand_id=v.brand_id) for v in parsed.values]
-                await self._insert_assigned(uow, settings, commands, actor=actor, source="import", key_prefix="",
-                                            keys=[f"import:{import_id}:{v.row}" for v in parsed.values])
+                await _import_assign(uow, settings, parsed.values, actor=actor, import_id=import_id)
             else:
-                locked = await repository.lock_products(uow.conn, store_hash, [v.product_id for v in parsed.values])
-                changes = ChangeSet({store_hash: settings})
-                for value in parsed.values:
-                    fields: dict[str, Any] = {"threshold": value.threshold,
-                                              "incoming_stock": value.incoming_stock or 0,
-                                              "back_in_stock_date": value.back_in_stock_date}
-                    if value.stock is not None:
-                        fields["stock"] = value.stock
-                    self._apply_update(changes, locked[value.product_id],
-                                       domain.UpdateCommand(product_id=value.product_id, **fields),
-                                       actor=actor, source="import", key=f"import:{import_id}:{value.row}",
-                                       overwrite=overwrite)
-                await changes.flush(uow)
+                await _import_update(uow, settings, parsed.values, overwrite=overwrite, actor=actor,
+                                     import_id=import_id)
             return ImportOutcome(len(rows), len(parsed.values), [], False)
 
         return await self._run(body)
@@ -1123,6 +1114,96 @@ class InventoryHandlers:
                         last_used_at=utcnow()))
                     await uow.commit()
         return row.store_hash, row.id
+
+
+# ---------------------------------------------------------------- the import's apply
+
+async def _import_assign(uow: UnitOfWork, settings: StoreSettingsRow, values: Sequence[domain.ImportRowValues], *,
+                         actor: str, import_id: str) -> None:
+    """Insert every row's product and its assign ledger entry set-based (through the
+    import_rows temporary table) and a product.assigned event per product, in row order.
+    A product assigned meanwhile by another transaction fails the unique index
+    (IntegrityError: the caller runs the whole import again and reports the row)."""
+    now = utcnow()
+    # Versions start at the assignment's microsecond, as for an admin assign.
+    version = time.time_ns() // 1000
+    store_hash, low_stock_level = settings.store_hash, settings.low_stock_level
+    await bulk.fill_temporary(uow, import_rows, [
+        (v.row, None, v.product_id, "assign", v.name, v.sku, 0, v.stock or 0, v.stock or 0, v.threshold,
+         v.incoming_stock or 0, v.back_in_stock_date, domain.category_key(v.category_ids), v.brand_id, version, "")
+        for v in values])
+    await uow.conn.execute(repository.insert_imported_products(store_hash, now))
+    await uow.conn.execute(repository.insert_import_ledger(store_hash, actor[:255], f"import:{import_id}:", now))
+    await bulk.drop_temporary(uow, import_rows)
+    await bulk.add_events_copy(uow, outbox, SERVICE, (
+        (store_hash, "product.assigned", events_pb.ProductAssigned(product=_import_state(
+            v.product_id, v.stock or 0, v.threshold, v.incoming_stock or 0, v.back_in_stock_date, v.name, v.sku,
+            version, low_stock_level), actor=actor))
+        for v in values))
+
+
+async def _import_update(uow: UnitOfWork, settings: StoreSettingsRow, values: Sequence[domain.ImportRowValues], *,
+                         overwrite: Sequence[str], actor: str, import_id: str) -> None:
+    """Lock the store's products (primary-key order), work out each row's change
+    (domain.import_update) and write the changed products and their ledger entries set-based
+    (through the import_rows temporary table), then stock.changed and any sold-out /
+    back-in-stock event per changed product, in row order."""
+    store_hash, low_stock_level = settings.store_hash, settings.low_stock_level
+    locked = await repository.lock_import_products(uow.conn, store_hash, [v.product_id for v in values])
+    columns = frozenset(overwrite)
+    now = utcnow()
+    staged = []
+    for v in values:
+        product = locked[v.product_id]
+        change = domain.import_update(product.stock, product.threshold, product.incoming_stock,
+                                      product.back_in_stock_date, v, columns)
+        if change is None:
+            continue
+        kind, stock, threshold, incoming, date, note = change
+        staged.append((v.row, product.id, v.product_id, kind, product.name, product.sku, product.stock, stock,
+                       stock if kind == "set" else None, threshold, incoming, date, "", 0, product.version + 1,
+                       note))
+    await bulk.fill_temporary(uow, import_rows, staged)
+    await uow.conn.execute(repository.update_imported_products(now))
+    prefix = f"import:{import_id}:"
+    ledger_ids = dict((await uow.conn.execute(repository.insert_import_ledger(
+        store_hash, actor[:255], prefix, now, returning=True))).all())
+    await bulk.drop_temporary(uow, import_rows)
+
+    def events() -> Iterator[tuple[str, str, Message]]:
+        for (file_row, _, product_id, kind, name, sku, before, stock, _, threshold, incoming, date, _, _, version,
+             _) in staged:
+            state = _import_state(product_id, stock, threshold, incoming, date, name, sku, version, low_stock_level)
+            key = prefix + str(file_row)
+            changed = events_pb.StockChanged(product=state, before=before, after=stock, delta=stock - before,
+                                             source="import", kind=kind, status=state.status,
+                                             ledger_id=ledger_ids[key], idempotency_key=key)
+            if threshold is not None:
+                changed.salable_qty = state.salable_qty
+            yield store_hash, "stock.changed", changed
+            old = locked[product_id]
+            transition = domain.availability_event(None, domain.salable_qty(stock, threshold),
+                                                   was_sellable=old.threshold is None or old.stock + old.threshold > 0)
+            if transition == "product.sold_out":
+                yield store_hash, transition, events_pb.ProductSoldOut(product=state)
+            elif transition == "product.back_in_stock":
+                yield store_hash, transition, events_pb.ProductBackInStock(product=state)
+
+    await bulk.add_events_copy(uow, outbox, SERVICE, events())
+
+
+def _import_state(product_id: int, stock: int, threshold: int | None, incoming_stock: int,
+                  back_in_stock_date: dt.date | None, name: str, sku: str, version: int,
+                  low_stock_level: int) -> events_pb.InventoryProductState:
+    """product_state for an imported product (from its values, without a ProductRow)."""
+    state = events_pb.InventoryProductState(
+        product_id=product_id, assigned=True, stock=stock, incoming_stock=incoming_stock,
+        back_in_stock_date=back_in_stock_date.isoformat() if back_in_stock_date is not None else "",
+        status=domain.product_status(stock, threshold, low_stock_level), name=name, sku=sku, version=version)
+    if threshold is not None:
+        state.threshold = threshold
+        state.salable_qty = stock + threshold
+    return state
 
 
 REPORT_COLUMNS = ["product_name", "sku", "purchased_qty", "backordered_qty", "order_id", "order_email", "order_date",

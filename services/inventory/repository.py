@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import DateTime, String, and_, cast, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db import insert_ignore
@@ -21,6 +21,7 @@ from services.inventory.tables import (
     api_tokens,
     assigned_products,
     backorder_report,
+    import_rows,
     stock_ledger,
     store_plans,
     store_settings,
@@ -160,7 +161,7 @@ async def count_assigned(conn: AsyncConnection, store_hash: str) -> int:
 async def lock_products(conn: AsyncConnection, store_hash: str, product_ids: Iterable[int]) -> dict[int, ProductRow]:
     """SELECT … FOR UPDATE the store's product-level rows, in primary-key order.
 
-    Beyond 1,000 ids (imports) every row of the store is locked instead of binding a huge
+    Beyond 1,000 ids every row of the store is locked instead of binding a huge
     IN list; the lock order is the same."""
     ids = sorted(set(product_ids))
     if not ids:
@@ -173,6 +174,59 @@ async def lock_products(conn: AsyncConnection, store_hash: str, product_ids: Ite
     )).all()
     wanted = set(ids)
     return {row.product_id: ProductRow.from_row(row) for row in rows if row.product_id in wanted}
+
+
+IMPORT_LOCK_COLUMNS = [P.c.id, P.c.product_id, P.c.stock, P.c.threshold, P.c.incoming_stock, P.c.back_in_stock_date,
+                       P.c.name, P.c.sku, P.c.version]
+
+
+async def lock_import_products(conn: AsyncConnection, store_hash: str, product_ids: Sequence[int]) -> dict[int, Any]:
+    """Like lock_products (same rows, same lock order) but only the columns an import's
+    update reads, as plain rows: building 100,000 ProductRows cost more than the query."""
+    conditions = [P.c.store_hash == store_hash, product_level()]
+    if len(product_ids) <= 1000:
+        conditions.append(P.c.product_id.in_(sorted(set(product_ids))))
+    rows = (await conn.execute(select(*IMPORT_LOCK_COLUMNS).where(*conditions).order_by(P.c.id)
+                               .with_for_update())).all()
+    return {row.product_id: row for row in rows}
+
+
+def insert_imported_products(store_hash: str, now: dt.datetime) -> Any:
+    """INSERT … SELECT the staged rows (import_rows) as newly assigned products, in row order."""
+    s = import_rows
+    stamp = literal(now, DateTime(timezone=True))
+    return P.insert().from_select(
+        ["store_hash", "product_id", "name", "sku", "stock", "threshold", "incoming_stock", "back_in_stock_date",
+         "category_key", "brand_id", "version", "assigned_at", "updated_at"],
+        select(literal(store_hash, String), s.c.product_id, s.c.name, s.c.sku, s.c.stock, s.c.threshold,
+               s.c.incoming_stock, s.c.back_in_stock_date, s.c.category_key, s.c.brand_id, s.c.version, stamp,
+               stamp).order_by(s.c.file_row))
+
+
+def update_imported_products(now: dt.datetime) -> Any:
+    """UPDATE … FROM the staged rows (import_rows): the columns an import sets, the new version."""
+    s = import_rows
+    return update(P).where(P.c.id == s.c.id).values(
+        stock=s.c.stock, threshold=s.c.threshold, incoming_stock=s.c.incoming_stock,
+        back_in_stock_date=s.c.back_in_stock_date, version=s.c.version,
+        updated_at=literal(now, DateTime(timezone=True)))
+
+
+def insert_import_ledger(store_hash: str, actor: str, key_prefix: str, now: dt.datetime, *,
+                         returning: bool = False) -> Any:
+    """INSERT … SELECT one ledger entry per staged row (import_rows), in row order, keyed
+    `<key_prefix><row>`; with `returning`, the rows (idempotency key, ledger id)."""
+    s = import_rows
+    statement = L.insert().from_select(
+        ["store_hash", "product_id", "kind", "delta", "absolute", "stock_before", "stock_after", "source", "actor",
+         "idempotency_key", "request_hash", "note", "created_at"],
+        select(literal(store_hash, String), s.c.product_id, s.c.kind, s.c.stock - s.c.stock_before, s.c.absolute,
+               s.c.stock_before, s.c.stock, literal("import", String), literal(actor, String),
+               literal(key_prefix, String) + cast(s.c.file_row, String), literal("", String), s.c.note,
+               literal(now, DateTime(timezone=True))).order_by(s.c.file_row))
+    if returning:
+        return statement.returning(L.c.idempotency_key, L.c.id)
+    return statement
 
 
 async def lock_store_products(conn: AsyncConnection, store_hash: str) -> list[ProductRow]:

@@ -154,3 +154,30 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Index("ix_api_tokens_store", "store_hash"),
 )
+
+# Not part of the schema (no migration): a temporary table an import fills in its own
+# transaction (COPY on PostgreSQL), from which one INSERT … SELECT / UPDATE … FROM writes the
+# products and their ledger entries set-based. One row per product the import changes.
+scratch = MetaData()
+import_rows = Table(
+    "import_rows",
+    scratch,
+    Column("file_row", BigInteger, nullable=False),  # the CSV row number (the ledger key names it)
+    Column("id", BigInteger, nullable=True),  # the product row (update mode)
+    Column("product_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("sku", String(255), nullable=False),
+    Column("stock_before", BigInteger, nullable=False),
+    Column("stock", BigInteger, nullable=False),
+    Column("absolute", BigInteger, nullable=True),
+    Column("threshold", BigInteger, nullable=True),
+    Column("incoming_stock", BigInteger, nullable=False),
+    Column("back_in_stock_date", Date, nullable=True),
+    Column("category_key", String(1000), nullable=False),
+    Column("brand_id", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("note", Text, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)

@@ -166,3 +166,26 @@ def test_formula_cells_are_neutralised(text):
 @given(st.lists(st.integers(1, 10**9), max_size=10))
 def test_category_key_round_trips(ids):
     assert domain.category_ids_from_key(domain.category_key(ids)) == sorted(set(ids))
+
+
+@given(st.one_of(st.text(max_size=8), st.integers(-10**6, 10**6).map(str),
+                 st.sampled_from(["+5", "-0", " 7 ", "٣", "²", "1_000", "0x1", "12\n", "1.0"])))
+def test_import_numbers_are_whole_numbers_as_the_pattern_defines_them(text):
+    stripped = text.strip()
+    expected = int(stripped) if domain.INTEGER_PATTERN.match(stripped) else None
+    try:
+        parsed = domain._parse_whole(text)
+    except ValueError:
+        parsed = None
+    assert parsed == expected
+
+
+def test_an_update_row_sets_stock_edits_the_chosen_columns_or_changes_nothing():
+    value = domain.ImportRowValues(2, 1, 4, None, None, None)
+    everything = domain.OVERWRITABLE
+    assert domain.import_update(4, None, 0, None, value, everything) == ("set", 4, None, 0, None, "")
+    assert domain.import_update(4, 3, 2, None, value, everything) == (
+        "set", 4, None, 0, None, "edited: threshold, incoming_stock")
+    assert domain.import_update(4, 3, 2, None, value, ("incoming_stock",)) == ("edit", 4, 3, 0, None,
+                                                                               "edited: incoming_stock")
+    assert domain.import_update(4, None, 0, None, value, ("threshold", "incoming_stock")) is None
