@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -21,14 +22,22 @@ ASSIGNED_FROM_PROTO = {catalog_pb2.ASSIGNED_FILTER_ASSIGNED: True, catalog_pb2.A
 MAX_LIMIT = 250
 
 
-def product_message(row: Any) -> catalog_pb2.Product:
-    message = catalog_pb2.Product(
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def add_product(products: Any, row: Any) -> catalog_pb2.Product:
+    """Append a mirror row's view to a repeated Product field, built in place (a message
+    built apart is copied when put in the reply: a fifth of GetProducts' cost per product)."""
+    message = products.add(
         product_id=row.product_id, name=row.name, sku=row.sku, is_visible=bool(row.is_visible),
         availability=AVAILABILITY_TO_PROTO.get(row.availability, catalog_pb2.AVAILABILITY_UNSPECIFIED),
         current_stock=int(row.inventory_level), inventory_tracking=row.inventory_tracking,
         assigned=bool(row.assigned), category_ids=domain.category_list(row.category_ids), brand_id=int(row.brand_id))
     if row.date_modified is not None:
-        message.date_modified.CopyFrom(_timestamp(row.date_modified))
+        # What Timestamp.FromDatetime computes, without its time tuple (half a product's cost).
+        since_epoch = domain.as_utc(row.date_modified) - EPOCH
+        message.date_modified.seconds = since_epoch.days * 86400 + since_epoch.seconds
+        message.date_modified.nanos = since_epoch.microseconds * 1000
     return message
 
 
@@ -83,16 +92,23 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             request.store_hash, q=request.q.strip(), is_visible=VISIBILITY_FROM_PROTO.get(request.visibility),
             availability=AVAILABILITY_FROM_PROTO.get(request.availability),
             assigned=ASSIGNED_FROM_PROTO.get(request.assigned), page=page, limit=limit)
-        return catalog_pb2.ListProductsResponse(products=[product_message(r) for r in rows], total=total,
-                                                page=page, limit=limit)
+        reply = catalog_pb2.ListProductsResponse(total=total, page=page, limit=limit)
+        for row in rows:
+            add_product(reply.products, row)
+        return reply
 
     async def GetProducts(self, request: catalog_pb2.GetProductsRequest, context: grpc.aio.ServicerContext
                           ) -> catalog_pb2.GetProductsResponse:
         domain.check_store_hash(request.store_hash)
         found = await self.app.get_products(request.store_hash, list(request.product_ids))
-        return catalog_pb2.GetProductsResponse(
-            products=[product_message(found[i]) for i in dict.fromkeys(request.product_ids) if i in found],
-            missing_ids=[i for i in dict.fromkeys(request.product_ids) if i not in found])
+        reply = catalog_pb2.GetProductsResponse()
+        for product_id in dict.fromkeys(request.product_ids):
+            row = found.get(product_id)
+            if row is None:
+                reply.missing_ids.append(product_id)
+            else:
+                add_product(reply.products, row)
+        return reply
 
     async def PullCatalog(self, request: catalog_pb2.PullCatalogRequest, context: grpc.aio.ServicerContext
                           ) -> catalog_pb2.PullCatalogResponse:
