@@ -740,15 +740,16 @@ def parse_overwrite(raw: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def import_rows_proto(rows: list[csv_format.ImportRow], catalog: dict[int, catalog_pb2.Product],
-                      mode: str) -> list[inventory_pb2.ImportRow]:
-    out = []
+def add_import_rows(out: Any, rows: list[csv_format.ImportRow], catalog: dict[int, catalog_pb2.Product],
+                    mode: str) -> None:
+    """Append the rows to a repeated ImportRow field, built in place (a message built apart is
+    copied into the request, which cost as much as building it)."""
     for row in rows:
         stock = row.current_stock
         product = catalog.get(row.product_id)
         if stock is None and mode == "assign" and product is not None:
             stock = product.current_stock
-        item = inventory_pb2.ImportRow(
+        item = out.add(
             row=row.row, product_id=str(row.product_id), current_stock="" if stock is None else str(stock),
             backorder_threshold="" if row.backorder_threshold is None else str(row.backorder_threshold),
             incoming_stock=str(row.incoming_stock), back_in_stock_date=row.back_in_stock_date)
@@ -757,8 +758,6 @@ def import_rows_proto(rows: list[csv_format.ImportRow], catalog: dict[int, catal
             item.sku = product.sku
             item.category_ids.extend(product.category_ids)
             item.brand_id = product.brand_id
-        out.append(item)
-    return out
 
 
 async def run_import(request: Request, principal: Principal, job: ImportJob, upload: Any) -> None:
@@ -814,11 +813,12 @@ async def run_import(request: Request, principal: Principal, job: ImportJob, upl
                 return
         job.status = "validating" if job.dry_run else "applying"
         phase = time.perf_counter()
-        reply = await backend(request, "inventory").ImportProducts(inventory_pb2.ImportProductsRequest(
+        import_request = inventory_pb2.ImportProductsRequest(
             store_hash=principal.store_hash,
             mode=inventory_pb2.IMPORT_MODE_ASSIGN if job.mode == "assign" else inventory_pb2.IMPORT_MODE_UPDATE,
-            overwrite=job.overwrite, rows=import_rows_proto(parsed.rows, catalog, job.mode), dry_run=job.dry_run,
-            actor=principal.actor, import_id=job.id), timeout=IMPORT_RPC_TIMEOUT_S)
+            overwrite=job.overwrite, dry_run=job.dry_run, actor=principal.actor, import_id=job.id)
+        add_import_rows(import_request.rows, parsed.rows, catalog, job.mode)
+        reply = await backend(request, "inventory").ImportProducts(import_request, timeout=IMPORT_RPC_TIMEOUT_S)
         job.timings["inventory_s"] = time.perf_counter() - phase
         job.errors = [{"row": e.row, "column": e.column, "code": e.code, "message": e.message}
                       for e in reply.errors][:csv_format.MAX_REPORTED_ERRORS]
