@@ -7,6 +7,7 @@ Quantities are Python ints. A threshold of `None` means unlimited (salable unlim
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -177,6 +178,7 @@ def receive(stock: int, incoming: int) -> int:
 
 # ---------------------------------------------------------------- parsing and validation
 
+@functools.lru_cache(maxsize=4096)  # an import's 100,000 rows share a few dates
 def parse_date(text: str) -> dt.date | None:
     """'YYYY-MM-DD' → date; '' → None; anything else raises ValueError."""
     if text == "":
