@@ -93,6 +93,8 @@ async def admin_stack(admin_url: str, products: int) -> AsyncIterator[tuple[Any,
                 assert response.status_code == 303, response.text
                 client = AdminClient(http, cookie_values(response.headers.get_list("set-cookie")), store.store_hash)
                 client.settle = lambda timeout_s=900.0: quiesce(stack, nats.url, store, timeout_s)  # type: ignore[attr-defined]
+                client.pause_background = lambda timeout_s=600.0: pause_background(  # type: ignore[attr-defined]
+                    stack, nats.url, store, timeout_s)
                 yield stack, client, ids
         finally:
             await stack.stop()
@@ -130,6 +132,44 @@ async def quiesce(stack: Any, nats_url: str, store: Any, timeout_s: float = 900.
     finally:
         await nc.close()
     return time.perf_counter() - started
+
+
+async def pause_background(stack: Any, nats_url: str, store: Any, timeout_s: float = 600.0) -> str:
+    """Stop catalog_sync's and storefront's JetStream consumers (they finish the messages in
+    hand), then wait until inventory's outbox is published and the sandbox's API traffic
+    (webhook deliveries, write-backs) has stopped — so a following measurement does not
+    share this process's one GIL with the platform's backlog. Returns what was left behind."""
+    import nats
+    from sqlalchemy import func, select
+
+    from services.common.bus import STREAM_EVENTS, STREAM_WEBHOOKS
+    from services.inventory.tables import outbox
+
+    started = time.perf_counter()
+    for name in ("catalog_sync", "storefront"):
+        await asyncio.gather(*(consumer.drain() for consumer in stack.runners[name].ctx.consumers))
+    inventory_db = stack.runners["inventory"].ctx.db
+    quiet, last_served, unpublished = 0, -1, 0
+    while quiet < 3 and time.perf_counter() - started < timeout_s:
+        async with inventory_db.read() as conn:
+            unpublished = (await conn.execute(select(func.count()).select_from(outbox).where(
+                outbox.c.published_at.is_(None)))).scalar_one()
+        served = (await asyncio.to_thread(store.stats))["requests_served"]
+        quiet = quiet + 1 if unpublished == 0 and served == last_served else 0
+        last_served = served
+        await asyncio.sleep(1.0)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        pending = 0
+        for stream in (STREAM_EVENTS, STREAM_WEBHOOKS):
+            for info in await js.consumers_info(stream):
+                pending += info.num_pending + info.num_ack_pending
+    finally:
+        await nc.close()
+    return (f"catalog_sync and storefront consumers stopped with {pending} message(s) still pending; "
+            f"inventory outbox {'published' if unpublished == 0 else f'{unpublished} unpublished'} and the sandbox "
+            f"quiet after {time.perf_counter() - started:.0f} s")
 
 
 def percentile(samples: list[float], fraction: float) -> float:
