@@ -399,6 +399,10 @@ def decode_raw(msg: Msg) -> IncomingMessage:
 
 TransactionalHandler = Callable[[UnitOfWork, IncomingMessage], Awaitable[None]]
 Effect = Callable[[IncomingMessage], Awaitable[None]]
+# Batch forms: the handler gets every fresh message of a fetch in one transaction; the
+# effect gets them all at once and answers one outcome per message (None = done).
+BatchHandler = Callable[[UnitOfWork, list[IncomingMessage]], Awaitable[None]]
+BatchEffect = Callable[[list[IncomingMessage]], Awaitable[Sequence[BaseException | None]]]
 
 
 async def no_transactional_work(_uow: UnitOfWork, _message: IncomingMessage) -> None:
@@ -425,6 +429,8 @@ class ConsumerSpec:
     handler: TransactionalHandler = no_transactional_work
     decode: Callable[[Msg], IncomingMessage] = decode_envelope
     effect: Effect | None = None
+    batch_handler: BatchHandler | None = None
+    batch_effect: BatchEffect | None = None
     batch: int = 64
     concurrency: int = 16
     ack_wait_s: float = 30.0
@@ -522,6 +528,125 @@ class Consumer:
         finally:
             self._slots.release()
 
+    # -- batch mode
+
+    @property
+    def batched(self) -> bool:
+        return self.spec.batch_handler is not None or self.spec.batch_effect is not None
+
+    async def _fresh_ids(self, message_ids: list[str]) -> set[str]:
+        """The ids not yet in the inbox (for effects, which run before the inbox insert)."""
+        async with self.db.read() as conn:
+            found = await conn.execute(select(self.inbox.c.message_id).where(
+                self.inbox.c.consumer == self.spec.durable, self.inbox.c.message_id.in_(message_ids)))
+            return set(message_ids) - {row.message_id for row in found}
+
+    async def _record_batch(self, incoming: list[IncomingMessage]) -> set[str]:
+        """One transaction: the inbox rows of `incoming` and, for those not seen before, the
+        batch handler. Returns the ids that were not seen before."""
+        spec = self.spec
+        received = now_utc()
+        async with self.db.unit_of_work() as uow:
+            statement = insert_ignore(self.db.dialect, self.inbox, ["consumer", "message_id"]).returning(
+                self.inbox.c.message_id)
+            inserted = await uow.conn.execute(statement.values([
+                {"consumer": spec.durable, "message_id": m.message_id, "received_at": received} for m in incoming]))
+            fresh = {row.message_id for row in inserted}
+            if spec.batch_handler is not None and fresh:
+                await spec.batch_handler(uow, [m for m in incoming if m.message_id in fresh])
+            await uow.commit()
+        return fresh
+
+    async def _apply_batch(self, incoming: list[IncomingMessage]) -> tuple[list[BaseException | None], set[str]]:
+        """Effect (if any) then the inbox transaction; one outcome per message (None = done)
+        and the ids that were duplicates. Raises when the inbox transaction fails (the
+        caller then handles the messages one by one)."""
+        spec = self.spec
+        # Two deliveries of one message in one fetch are applied once and share its outcome
+        # (acking the copy while the first is nak'ed would lose the message).
+        first_of: dict[str, IncomingMessage] = {}
+        for message in incoming:
+            first_of.setdefault(message.message_id, message)
+        unique = list(first_of.values())
+        failed: dict[str, BaseException] = {}
+        fresh = {m.message_id for m in unique}
+        if spec.batch_effect is not None:
+            fresh = await self._fresh_ids([m.message_id for m in unique])
+            pending = [m for m in unique if m.message_id in fresh]
+            results = list(await spec.batch_effect(pending)) if pending else []
+            failed = {m.message_id: r for m, r in zip(pending, results, strict=True) if r is not None}
+        todo = [m for m in unique if m.message_id not in failed]
+        if todo:
+            fresh &= await self._record_batch(todo)
+        duplicates = {m.message_id for m in unique if m.message_id not in fresh}
+        return [failed.get(m.message_id) for m in incoming], duplicates
+
+    async def _settle(self, msg: Msg, incoming: IncomingMessage, outcome: BaseException | None,
+                      duplicate: bool = False) -> None:
+        """Ack, or term (PermanentError), or nak with backoff (anything else)."""
+        spec = self.spec
+        if outcome is None:
+            CONSUMED.labels(spec.durable, "duplicate" if duplicate else "applied").inc()
+            with contextlib.suppress(Exception):
+                await msg.ack()
+            return
+        if isinstance(outcome, PermanentError):
+            log.error("consumer %s: terminating message %s: %s", spec.durable, incoming.message_id, outcome)
+            CONSUMED.labels(spec.durable, "poison").inc()
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return
+        attempt = incoming.num_delivered
+        delay = min(spec.backoff_max_s, spec.backoff_base_s * 2 ** min(attempt - 1, 10))
+        level = logging.ERROR if attempt >= spec.max_deliver else logging.WARNING
+        log.log(level, "consumer %s: message %s failed (attempt %d): %r; retry in %.1fs",
+                spec.durable, incoming.message_id, attempt, outcome, delay)
+        CONSUMED.labels(spec.durable, "retry").inc()
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=delay)
+
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        """Decode all, apply them as one batch, settle each; on a failed batch transaction,
+        apply the messages again one by one."""
+        decoded: list[tuple[Msg, IncomingMessage]] = []
+        for msg in msgs:
+            try:
+                decoded.append((msg, self.spec.decode(msg)))
+            except PermanentError as exc:
+                log.error("consumer %s: terminating undecodable message on %s: %s", self.spec.durable,
+                          msg.subject, exc)
+                CONSUMED.labels(self.spec.durable, "poison").inc()
+                with contextlib.suppress(Exception):
+                    await msg.term()
+        if not decoded:
+            return
+        duplicates: set[str] = set()
+        try:
+            outcomes, duplicates = await self._apply_batch([incoming for _, incoming in decoded])
+        except Exception as exc:  # noqa: BLE001 - isolate the message that failed the batch
+            if len(decoded) == 1:
+                outcomes = [exc]
+            else:
+                log.info("consumer %s: batch of %d failed (%r); handling its messages one by one",
+                         self.spec.durable, len(decoded), exc)
+                for msg, incoming in decoded:
+                    try:
+                        single_outcomes, single_duplicates = await self._apply_batch([incoming])
+                        outcome = single_outcomes[0]
+                    except Exception as single:  # noqa: BLE001 - settled below as a retry or a term
+                        outcome, single_duplicates = single, set()
+                    await self._settle(msg, incoming, outcome, incoming.message_id in single_duplicates)
+                return
+        await asyncio.gather(*(self._settle(msg, incoming, outcome, incoming.message_id in duplicates)
+                               for (msg, incoming), outcome in zip(decoded, outcomes, strict=True)))
+
+    async def _run_batch(self, msgs: list[Msg]) -> None:
+        try:
+            await self.handle_batch(msgs)
+        finally:
+            for _ in msgs:
+                self._slots.release()
+
     async def _take_free_slots(self) -> int:
         """Wait for one free handling slot, then take every other free one (at most `batch`)."""
         await self._slots.acquire()
@@ -553,8 +678,9 @@ class Consumer:
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
             for _ in range(free - len(msgs)):
                 self._slots.release()
-            for msg in msgs:
-                task = asyncio.create_task(self._run_one(msg))
+            runs = [self._run_batch(msgs)] if self.batched and msgs else [self._run_one(msg) for msg in msgs]
+            for run in runs:
+                task = asyncio.create_task(run)
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
 
