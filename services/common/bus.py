@@ -547,10 +547,12 @@ class Consumer:
         spec = self.spec
         received = now_utc()
         async with self.db.unit_of_work() as uow:
+            # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
+            # and compiles the statement once, whatever the batch's size.
             statement = insert_ignore(self.db.dialect, self.inbox, ["consumer", "message_id"]).returning(
                 self.inbox.c.message_id)
-            inserted = await uow.conn.execute(statement.values([
-                {"consumer": spec.durable, "message_id": m.message_id, "received_at": received} for m in incoming]))
+            inserted = await uow.conn.execute(statement, [
+                {"consumer": spec.durable, "message_id": m.message_id, "received_at": received} for m in incoming])
             fresh = {row.message_id for row in inserted}
             if spec.batch_handler is not None and fresh:
                 await spec.batch_handler(uow, [m for m in incoming if m.message_id in fresh])

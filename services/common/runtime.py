@@ -20,6 +20,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import Table
 
 from services.common import migrations
+from services.common.bigcommerce import close_shared_http_client
 from services.common.bus import Consumer, ConsumerSpec, EventBus, OutboxRelay
 from services.common.db import Database
 from services.common.grpc_server import GrpcServer
@@ -136,6 +137,8 @@ class ServiceRunner:
             await self.bus.close()
         if self.db is not None:
             await self.db.dispose()
+        # The process's BigCommerce HTTP pool (opened on first use; a later user opens it again).
+        await close_shared_http_client()
         log.info("%s stopped", self.settings.service)
 
 

@@ -64,7 +64,8 @@ async def upsert_states(conn: AsyncConnection, states: Sequence[tuple[str, Produ
         return 0
     rows = [_state_row(store_hash, state, occurred_at_us) for store_hash, state, occurred_at_us in states]
     row = rows[0]
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(product_states).values(rows)
+    # executemany (one compiled statement, sent as multi-row INSERTs by SQLAlchemy).
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(product_states)
     newer = or_(
         product_states.c.version < insert.excluded.version,
         and_(product_states.c.version == insert.excluded.version,
@@ -75,7 +76,7 @@ async def upsert_states(conn: AsyncConnection, states: Sequence[tuple[str, Produ
         set_={key: insert.excluded[key] for key in row if key not in {"store_hash", "product_id"}},
         where=newer,
     )
-    result = await conn.execute(statement.returning(product_states.c.product_id))
+    result = await conn.execute(statement.returning(product_states.c.product_id), rows)
     return len(result.all())
 
 
