@@ -333,6 +333,12 @@ class CatalogSync:
 
     # ------------------------------------------------------------ webhooks
 
+    async def handle_webhooks(self, messages: list[IncomingMessage]) -> list[BaseException | None]:
+        """The consumer's batch effect: the hooks of one fetch side by side, one outcome each
+        (the consumer then records them all in one inbox transaction and acks them)."""
+        results = await asyncio.gather(*(self.handle_webhook(m) for m in messages), return_exceptions=True)
+        return [result if isinstance(result, BaseException) else None for result in results]
+
     async def handle_webhook(self, message: IncomingMessage) -> None:
         """React to one BigCommerce webhook (from bc.webhooks.>). Raises TransientError to retry."""
         try:

@@ -52,7 +52,7 @@ class CatalogSettings:
             inventory_addr=peer_address("inventory", environ),
             billing_addr=peer_address("billing", environ),
             storefront_addr=peer_address("storefront", environ),
-            webhook_concurrency=env("BACKORDER_CATALOG_WEBHOOK_CONCURRENCY", 32, int, environ=environ),
+            webhook_concurrency=env("BACKORDER_CATALOG_WEBHOOK_CONCURRENCY", 128, int, environ=environ),
             event_concurrency=env("BACKORDER_CATALOG_EVENT_CONCURRENCY", 16, int, environ=environ),
             consumer_ack_wait_s=env("BACKORDER_CATALOG_ACK_WAIT_S", 30.0, float, environ=environ),
         )
