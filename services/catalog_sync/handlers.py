@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,48 @@ def _rpc_code(exc: grpc.RpcError) -> grpc.StatusCode | None:
 
 def _transient(exc: grpc.RpcError, what: str) -> TransientError:
     return TransientError(f"{what}: {_rpc_code(exc)} {exc.details() if hasattr(exc, 'details') else exc}")
+
+
+@dataclass
+class FetchedOrder:
+    """An order and its lines as BigCommerce returned them."""
+
+    order_id: int
+    order: dict[str, Any]
+    items: list[dict[str, Any]]
+    api: StoreApi
+
+
+@dataclass
+class AppliedOrder:
+    """An order inventory applied, with its backordered lines (for the staff note)."""
+
+    fetched: FetchedOrder
+    backordered: list[domain.NoteLine]
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _returning(value: Any) -> Any:
+    """`value` as an awaitable's result, re-raised when it is an exception."""
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+def _webhook_outcome(hook: domain.Webhook, result: Any) -> BaseException | None:
+    """A reaction's result as the consumer's outcome: bad input and BigCommerce's refusals are
+    permanent; a store uninstalled meanwhile drops the hook; anything else is retried."""
+    if not isinstance(result, BaseException):
+        return None
+    if isinstance(result, ValidationFailed | BigCommerceRejected):
+        return PermanentError(str(result))
+    if isinstance(result, domain.StoreNotInstalled):
+        log.info("dropping %s for store %s: uninstalled meanwhile", hook.scope, hook.store_hash)
+        return None
+    return result
 
 
 class CatalogSync:
@@ -334,37 +377,46 @@ class CatalogSync:
     # ------------------------------------------------------------ webhooks
 
     async def handle_webhooks(self, messages: list[IncomingMessage]) -> list[BaseException | None]:
-        """The consumer's batch effect: the hooks of one fetch side by side, one outcome each
-        (the consumer then records them all in one inbox transaction and acks them)."""
-        results = await asyncio.gather(*(self.handle_webhook(m) for m in messages), return_exceptions=True)
-        return [result if isinstance(result, BaseException) else None for result in results]
+        """The consumer's batch effect: one outcome per message (None = done; PermanentError
+        = never retry; anything else = retry later). The batch's `store/order/created` hooks
+        go through the batched order path; every other hook runs on its own, all side by side."""
+        outcomes: list[BaseException | None] = [None] * len(messages)
+        orders: list[tuple[int, domain.Webhook]] = []
+        others: list[tuple[int, domain.Webhook]] = []
+        for index, message in enumerate(messages):
+            try:
+                hook = domain.parse_webhook(json.loads(message.data))
+            except (ValueError, ValidationFailed) as exc:
+                outcomes[index] = PermanentError(f"invalid webhook payload: {exc}")
+                continue
+            if not await self.is_installed(hook.store_hash):
+                log.info("dropping %s for store %s: not installed", hook.scope, hook.store_hash)
+                continue
+            (orders if hook.scope == "store/order/created" else others).append((index, hook))
+        handlers = self._webhook_handlers()
+        singles = [handlers[hook.scope](hook) if hook.scope in handlers else _nothing() for _, hook in others]
+        results = await asyncio.gather(self._orders_created([hook for _, hook in orders]), *singles,
+                                       return_exceptions=True)
+        order_results = results[0]
+        if isinstance(order_results, BaseException):
+            order_results = [order_results] * len(orders)
+        for (index, hook), result in zip([*orders, *others], [*order_results, *results[1:]], strict=True):
+            outcomes[index] = _webhook_outcome(hook, result)
+        return outcomes
 
     async def handle_webhook(self, message: IncomingMessage) -> None:
         """React to one BigCommerce webhook (from bc.webhooks.>). Raises TransientError to retry."""
-        try:
-            hook = domain.parse_webhook(json.loads(message.data))
-        except (ValueError, ValidationFailed) as exc:
-            raise PermanentError(f"invalid webhook payload: {exc}") from exc
-        if not await self.is_installed(hook.store_hash):
-            log.info("dropping %s for store %s: not installed", hook.scope, hook.store_hash)
-            return
-        handler = self._webhook_handlers().get(hook.scope)
-        if handler is None:
-            return
-        try:
-            await handler(hook)
-        except (ValidationFailed, BigCommerceRejected) as exc:
-            raise PermanentError(str(exc)) from exc
-        except domain.StoreNotInstalled:
-            log.info("dropping %s for store %s: uninstalled meanwhile", hook.scope, hook.store_hash)
+        outcome = (await self.handle_webhooks([message]))[0]
+        if outcome is not None:
+            raise outcome
 
+    # store/order/created goes through the batched order path (`_orders_created`).
     def _webhook_handlers(self) -> dict[str, Callable[[domain.Webhook], Awaitable[None]]]:
         return {
             "store/product/created": self._product_changed,
             "store/product/updated": self._product_changed,
             "store/product/deleted": self._product_deleted,
             "store/product/inventory/updated": self._inventory_updated,
-            "store/order/created": self._order_created,
             "store/order/statusUpdated": self._order_status_updated,
         }
 
@@ -463,24 +515,54 @@ class CatalogSync:
                                             inventory_level=update.value)
             await uow.commit()
 
-    async def _order_created(self, hook: domain.Webhook) -> None:
+    async def _orders_created(self, hooks: list[domain.Webhook]) -> list[BaseException | None]:
+        """A batch of new orders: each order and its lines fetched (all side by side), one
+        mirror read per store, the orders applied to inventory (side by side: inventory
+        commits concurrent calls together), one note rendering call per store, then each
+        order's staff notes written. One outcome per hook."""
+        if not hooks:
+            return []
+        fetched = await asyncio.gather(*(self._fetch_order(hook) for hook in hooks), return_exceptions=True)
+        wanted: dict[str, set[int]] = defaultdict(set)
+        for hook, got in zip(hooks, fetched, strict=True):
+            if isinstance(got, FetchedOrder):
+                wanted[hook.store_hash].update(int(item.get("product_id") or 0) for item in got.items)
+        mirrors: dict[str, dict[int, Any]] = {}
+        async with self.db.read() as conn:
+            for store_hash, product_ids in wanted.items():
+                mirrors[store_hash] = await repository.get_products(conn, store_hash, sorted(product_ids))
+        applied = await asyncio.gather(*(
+            self._apply_order(hook, got, mirrors.get(hook.store_hash, {})) if isinstance(got, FetchedOrder)
+            else _returning(got) for hook, got in zip(hooks, fetched, strict=True)), return_exceptions=True)
+        notes = await self._render_notes([(hook, result) for hook, result in zip(hooks, applied, strict=True)
+                                          if isinstance(result, AppliedOrder)])
+        written = await asyncio.gather(*(
+            self._write_note(hook, result, notes[id(result)]) if isinstance(result, AppliedOrder) and notes.get(
+                id(result)) else _returning(result if isinstance(result, BaseException) else None)
+            for hook, result in zip(hooks, applied, strict=True)), return_exceptions=True)
+        return [result if isinstance(result, BaseException) else None for result in written]
+
+    async def _fetch_order(self, hook: domain.Webhook) -> FetchedOrder | None:
         order_id = domain.resource_id(hook)
         api = await self.store_api(hook.store_hash)
         # The order and its lines are independent reads: fetch them side by side.
         order, items = await asyncio.gather(api.get_order(order_id), self._order_items(api, order_id))
         if order is None:
             log.warning("store %s: order %s of a webhook no longer exists", hook.store_hash, order_id)
-            return
-        product_ids = [int(item.get("product_id") or 0) for item in items]
-        async with self.db.read() as conn:
-            mirror = await repository.get_products(conn, hook.store_hash, product_ids)
+            return None
+        return FetchedOrder(order_id, order, items, api)
+
+    async def _apply_order(self, hook: domain.Webhook, fetched: FetchedOrder, mirror: dict[int, Any]
+                           ) -> AppliedOrder | None:
+        """ApplyOrder for the lines of assigned products; the backordered ones, or None."""
+        order = fetched.order
         known = {pid: {"name": row.name, "sku": row.sku, "category_ids": row.category_ids, "brand_id": row.brand_id}
                  for pid, row in mirror.items()}
-        lines = domain.order_lines(items, known)
+        lines = domain.order_lines(fetched.items, known)
         if not lines:
-            return
+            return None
         request = inventory_pb2.ApplyOrderRequest(
-            store_hash=hook.store_hash, order_id=str(order_id),
+            store_hash=hook.store_hash, order_id=str(fetched.order_id),
             order_email=str((order.get("billing_address") or {}).get("email") or ""),
             lines=[inventory_pb2.OrderLine(line_id=line.line_id, product_id=line.product_id, quantity=line.quantity,
                                            name=line.name, sku=line.sku, category_ids=line.category_ids,
@@ -495,12 +577,39 @@ class CatalogSync:
         by_line = {line.line_id: line for line in lines}
         backordered = [domain.NoteLine(by_line[r.line_id].name, by_line[r.line_id].sku, r.backordered_qty)
                        for r in reply.lines if r.applied and r.backordered_qty > 0 and r.line_id in by_line]
-        if not backordered:
-            return
-        note = await self._render_note(hook.store_hash, backordered)
-        notes = domain.staff_notes_with(order.get("staff_notes"), note)
+        return AppliedOrder(fetched, backordered) if backordered else None
+
+    async def _render_notes(self, orders: list[tuple[domain.Webhook, AppliedOrder]]) -> dict[int, str]:
+        """The note of each applied order (keyed by id() of its AppliedOrder): one storefront
+        call per store; the default note when the storefront does not answer."""
+        by_store: dict[str, list[AppliedOrder]] = defaultdict(list)
+        for hook, applied in orders:
+            by_store[hook.store_hash].append(applied)
+
+        async def render(store_hash: str, applied: list[AppliedOrder]) -> list[str]:
+            try:
+                reply = await self.peers.storefront.RenderOrderNotes(storefront_pb2.RenderOrderNotesRequest(
+                    store_hash=store_hash, orders=[storefront_pb2.OrderNoteLines(lines=[
+                        storefront_pb2.OrderNoteLine(name=line.name, sku=line.sku,
+                                                     backordered_qty=line.backordered_qty)
+                        for line in one.backordered]) for one in applied]))
+                return [str(note) for note in reply.notes]
+            except grpc.RpcError as exc:
+                log.warning("store %s: storefront could not render order notes (%s); using the default",
+                            store_hash, _rpc_code(exc))
+                return [domain.default_order_note(one.backordered) for one in applied]
+
+        stores = list(by_store)
+        rendered = await asyncio.gather(*(render(store, by_store[store]) for store in stores))
+        return {id(one): note for store, notes in zip(stores, rendered, strict=True)
+                for one, note in zip(by_store[store], notes, strict=True)}
+
+    @staticmethod
+    async def _write_note(hook: domain.Webhook, applied: AppliedOrder, note: str) -> None:
+        fetched = applied.fetched
+        notes = domain.staff_notes_with(fetched.order.get("staff_notes"), note)
         if notes is not None:
-            await api.update_order(order_id, {"staff_notes": notes})
+            await fetched.api.update_order(fetched.order_id, {"staff_notes": notes})
 
     @staticmethod
     async def _order_items(api: StoreApi, order_id: int) -> list[dict[str, Any]]:
@@ -510,18 +619,6 @@ class CatalogSync:
             if (exc.details or {}).get("status") == 404:
                 return []
             raise
-
-    async def _render_note(self, store_hash: str, lines: list[domain.NoteLine]) -> str:
-        try:
-            reply = await self.peers.storefront.RenderOrderNote(storefront_pb2.RenderOrderNoteRequest(
-                store_hash=store_hash,
-                lines=[storefront_pb2.OrderNoteLine(name=line.name, sku=line.sku, backordered_qty=line.backordered_qty)
-                       for line in lines]))
-            return str(reply.note)
-        except grpc.RpcError as exc:
-            log.warning("store %s: storefront could not render the order note (%s); using the default",
-                        store_hash, _rpc_code(exc))
-            return domain.default_order_note(lines)
 
     async def _order_status_updated(self, hook: domain.Webhook) -> None:
         reason = domain.returning_status(hook)

@@ -133,11 +133,16 @@ class StorefrontHandlers:
         return domain.check_cart(checked, states, settings)
 
     async def order_note(self, store_hash: str, lines: Sequence[domain.OrderNoteLine]) -> str:
-        """The note with the store's saved message (or the default one): one read."""
+        """The note with the store's saved message (or the default one)."""
+        return (await self.order_notes(store_hash, [lines]))[0]
+
+    async def order_notes(self, store_hash: str, orders: Sequence[Sequence[domain.OrderNoteLine]]) -> list[str]:
+        """One note per order, in order, from one read of the store's settings."""
         self._check_store_hash(store_hash)
         async with self.db.read() as conn:
             saved = await repository.load_settings(conn, store_hash)
-        return domain.render_order_note(lines, saved[0] if saved is not None else domain.DEFAULT_SETTINGS)
+        settings = saved[0] if saved is not None else domain.DEFAULT_SETTINGS
+        return [domain.render_order_note(lines, settings) for lines in orders]
 
     # ------------------------------------------------------------ inventory events
 
