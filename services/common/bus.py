@@ -642,10 +642,23 @@ class Consumer:
         await asyncio.gather(*(self._settle(msg, incoming, outcome, incoming.message_id in duplicates)
                                for (msg, incoming), outcome in zip(decoded, outcomes, strict=True)))
 
+    async def _keep_in_progress(self, msgs: list[Msg]) -> None:
+        """Tell JetStream the batch's messages are still being worked on (resets their
+        AckWait) every third of it: one slow message holds its whole batch, and the others
+        must not be redelivered meanwhile."""
+        interval = max(self.spec.ack_wait_s / 3, 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
     async def _run_batch(self, msgs: list[Msg]) -> None:
+        heartbeat = asyncio.create_task(self._keep_in_progress(msgs))
         try:
             await self.handle_batch(msgs)
         finally:
+            heartbeat.cancel()
             for _ in msgs:
                 self._slots.release()
 

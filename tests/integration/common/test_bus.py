@@ -380,3 +380,52 @@ async def test_a_batch_effect_settles_each_message_by_its_own_outcome(database_u
     assert sorted(effects) == values  # every effect once: the refused ones on their second delivery
     assert refused_once == {v for v in values if v.endswith("3")}
     await db.dispose()
+
+
+async def test_a_slow_batch_keeps_its_messages_from_being_redelivered(database_url, bus):
+    """One message holds its batch for longer than AckWait: the consumer reports the whole
+    batch in progress, so JetStream redelivers none of them and each effect runs once."""
+    db = await make_database(database_url())
+    store = new_store()
+    values = [f"v{n}" for n in range(5)]
+    await publish_values(bus, store, values)
+    release = asyncio.Event()
+    effects: list[str] = []
+
+    async def effect(messages: list[IncomingMessage]) -> list[BaseException | None]:
+        effects.extend(m.unpack(wrappers_pb2.StringValue).value for m in messages)
+        await release.wait()
+        return [None] * len(messages)
+
+    ack_wait_s = 1.0
+    consumer = Consumer(ConsumerSpec(durable=f"test-{store}", stream=STREAM_EVENTS, subjects=[f"backorder.{store}.>"],
+                                     batch_effect=effect, batch=16, concurrency=16, ack_wait_s=ack_wait_s),
+                        bus, db, inbox)
+    task = asyncio.create_task(consumer.run())
+    loop = asyncio.get_running_loop()
+    try:
+        await wait_until(lambda: len(effects) == 5)
+        held_since = loop.time()
+        # AckWait is a clock: hold the batch for three of them, watching for redeliveries.
+        redelivered = 0
+
+        async def held_long_enough() -> bool:
+            nonlocal redelivered
+            info = await bus.js.consumer_info(STREAM_EVENTS, f"test-{store}")
+            redelivered = max(redelivered, info.num_redelivered)
+            return loop.time() - held_since > 3 * ack_wait_s
+
+        await wait_until(held_long_enough, 10)
+        assert redelivered == 0
+        release.set()
+
+        async def all_acked() -> bool:
+            info = await bus.js.consumer_info(STREAM_EVENTS, f"test-{store}")
+            return info.num_ack_pending == 0 and info.ack_floor.consumer_seq >= 5
+        await wait_until(all_acked)
+    finally:
+        release.set()
+        await consumer.drain()
+        task.cancel()
+    assert sorted(effects) == values
+    await db.dispose()
