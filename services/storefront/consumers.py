@@ -6,7 +6,8 @@ from services.common.bus import STREAM_EVENTS, ConsumerSpec
 from services.storefront.handlers import StorefrontHandlers
 
 INVENTORY_DURABLE = "storefront-inventory"
-INVENTORY_SUBJECTS = ["backorder.*.inventory.>"]
+# Only the events that carry a product's state (order.backordered, one per order, is not one).
+INVENTORY_SUBJECTS = ["backorder.*.inventory.product.>", "backorder.*.inventory.stock.>"]
 
 
 def inventory_consumer(handlers: StorefrontHandlers) -> ConsumerSpec:
