@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 INSTALLED_CACHE_S = 2.0
 LOCK_STRIPES = 1024
 PULL_CONCURRENCY = 4
+ORDERS_PER_APPLY = 500  # InventoryService.ApplyOrders' limit per call
 ACTOR = "bigcommerce"
 
 
@@ -517,9 +518,8 @@ class CatalogSync:
 
     async def _orders_created(self, hooks: list[domain.Webhook]) -> list[BaseException | None]:
         """A batch of new orders: each order and its lines fetched (all side by side), one
-        mirror read per store, the orders applied to inventory (side by side: inventory
-        commits concurrent calls together), one note rendering call per store, then each
-        order's staff notes written. One outcome per hook."""
+        mirror read per store, one inventory call for all the orders, one note rendering
+        call per store, then each order's staff notes written. One outcome per hook."""
         if not hooks:
             return []
         fetched = await asyncio.gather(*(self._fetch_order(hook) for hook in hooks), return_exceptions=True)
@@ -531,9 +531,7 @@ class CatalogSync:
         async with self.db.read() as conn:
             for store_hash, product_ids in wanted.items():
                 mirrors[store_hash] = await repository.get_products(conn, store_hash, sorted(product_ids))
-        applied = await asyncio.gather(*(
-            self._apply_order(hook, got, mirrors.get(hook.store_hash, {})) if isinstance(got, FetchedOrder)
-            else _returning(got) for hook, got in zip(hooks, fetched, strict=True)), return_exceptions=True)
+        applied = await self._apply_orders(hooks, fetched, mirrors)
         notes = await self._render_notes([(hook, result) for hook, result in zip(hooks, applied, strict=True)
                                           if isinstance(result, AppliedOrder)])
         written = await asyncio.gather(*(
@@ -552,32 +550,61 @@ class CatalogSync:
             return None
         return FetchedOrder(order_id, order, items, api)
 
-    async def _apply_order(self, hook: domain.Webhook, fetched: FetchedOrder, mirror: dict[int, Any]
-                           ) -> AppliedOrder | None:
-        """ApplyOrder for the lines of assigned products; the backordered ones, or None."""
-        order = fetched.order
-        known = {pid: {"name": row.name, "sku": row.sku, "category_ids": row.category_ids, "brand_id": row.brand_id}
-                 for pid, row in mirror.items()}
-        lines = domain.order_lines(fetched.items, known)
-        if not lines:
-            return None
-        request = inventory_pb2.ApplyOrderRequest(
-            store_hash=hook.store_hash, order_id=str(fetched.order_id),
-            order_email=str((order.get("billing_address") or {}).get("email") or ""),
-            lines=[inventory_pb2.OrderLine(line_id=line.line_id, product_id=line.product_id, quantity=line.quantity,
-                                           name=line.name, sku=line.sku, category_ids=line.category_ids,
-                                           brand_id=line.brand_id) for line in lines])
-        order_date = domain.parse_bc_time(order.get("date_created"))
-        if order_date is not None:
-            request.order_date.CopyFrom(_timestamp(order_date))
-        try:
-            reply = await self.peers.inventory.ApplyOrder(request)
-        except grpc.RpcError as exc:
-            raise _transient(exc, "inventory.ApplyOrder") from exc
-        by_line = {line.line_id: line for line in lines}
-        backordered = [domain.NoteLine(by_line[r.line_id].name, by_line[r.line_id].sku, r.backordered_qty)
-                       for r in reply.lines if r.applied and r.backordered_qty > 0 and r.line_id in by_line]
-        return AppliedOrder(fetched, backordered) if backordered else None
+    async def _apply_orders(self, hooks: list[domain.Webhook], fetched: list[Any],
+                            mirrors: dict[str, dict[int, Any]]) -> list[Any]:
+        """One ApplyOrders call for the fetched orders with lines of assigned products; per
+        hook: an AppliedOrder (with backordered lines), None (nothing to apply or nothing
+        backordered), or the exception (a fetch that failed, an order inventory refused)."""
+        results: list[Any] = [got if isinstance(got, BaseException) else None for got in fetched]
+        sent: list[tuple[int, FetchedOrder, dict[str, domain.OrderLine]]] = []
+        requests = []
+        for index, (hook, got) in enumerate(zip(hooks, fetched, strict=True)):
+            if not isinstance(got, FetchedOrder):
+                continue
+            mirror = mirrors.get(hook.store_hash, {})
+            known = {pid: {"name": row.name, "sku": row.sku, "category_ids": row.category_ids,
+                           "brand_id": row.brand_id} for pid, row in mirror.items()}
+            lines = domain.order_lines(got.items, known)
+            if not lines:
+                continue
+            request = inventory_pb2.ApplyOrderRequest(
+                store_hash=hook.store_hash, order_id=str(got.order_id),
+                order_email=str((got.order.get("billing_address") or {}).get("email") or ""),
+                lines=[inventory_pb2.OrderLine(line_id=line.line_id, product_id=line.product_id,
+                                               quantity=line.quantity, name=line.name, sku=line.sku,
+                                               category_ids=line.category_ids, brand_id=line.brand_id)
+                       for line in lines])
+            order_date = domain.parse_bc_time(got.order.get("date_created"))
+            if order_date is not None:
+                request.order_date.CopyFrom(_timestamp(order_date))
+            requests.append(request)
+            sent.append((index, got, {line.line_id: line for line in lines}))
+        if not requests:
+            return results
+
+        async def apply(chunk: list[inventory_pb2.ApplyOrderRequest]) -> list[Any]:
+            try:
+                reply = await self.peers.inventory.ApplyOrders(inventory_pb2.ApplyOrdersRequest(orders=chunk))
+                return list(reply.outcomes)
+            except grpc.RpcError as exc:
+                return [_transient(exc, "inventory.ApplyOrders")] * len(chunk)
+
+        chunks = [requests[start:start + ORDERS_PER_APPLY] for start in range(0, len(requests), ORDERS_PER_APPLY)]
+        outcomes = [outcome for replies in await asyncio.gather(*(apply(c) for c in chunks)) for outcome in replies]
+        for (index, got, by_line), outcome in zip(sent, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                results[index] = outcome
+                continue
+            if outcome.HasField("error"):
+                # Retried like a failed ApplyOrder call: a conflict or a refusal may clear up.
+                results[index] = TransientError(f"inventory.ApplyOrders: order {got.order_id}: "
+                                                f"{outcome.error.code}: {outcome.error.message}")
+                continue
+            backordered = [domain.NoteLine(by_line[r.line_id].name, by_line[r.line_id].sku, r.backordered_qty)
+                           for r in outcome.applied.lines
+                           if r.applied and r.backordered_qty > 0 and r.line_id in by_line]
+            results[index] = AppliedOrder(got, backordered) if backordered else None
+        return results
 
     async def _render_notes(self, orders: list[tuple[domain.Webhook, AppliedOrder]]) -> dict[int, str]:
         """The note of each applied order (keyed by id() of its AppliedOrder): one storefront
