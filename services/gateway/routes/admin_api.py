@@ -57,7 +57,7 @@ CATALOG_PARALLEL_CHUNKS = 4
 IMPORT_SYNC_WAIT_S = 25.0
 IMPORT_RPC_TIMEOUT_S = 120.0
 IMPORT_JOB_TTL_S = 3600.0
-IMPORT_JOBS_BUCKET = "BACKORDER_IMPORT_JOBS"
+IMPORT_JOBS_BUCKET = "backorder_import_jobs"
 IMPORT_JOB_PUBLISH_S = 0.5
 KV_KEY = re.compile(r"[0-9a-f]{32}")  # an import id as create_import makes it (uuid4().hex)
 # The catalog data of a preview serves the apply of the same rows for this long.
@@ -702,7 +702,7 @@ class ImportJobs:
     """Import jobs: run by the gateway process that received the file, readable from every one.
 
     A job runs in the process that took the upload; while it runs, that process writes its
-    state (the JSON the API returns) to the JetStream key-value bucket `BACKORDER_IMPORT_JOBS`
+    state (the JSON the API returns) to the JetStream key-value bucket `backorder_import_jobs`
     every IMPORT_JOB_PUBLISH_S and once it is done, under `<store_hash>.<job id>` (kept an
     hour). Polls that a load balancer sends to another gateway pod read it from there. Without
     a bucket (unit tests) jobs are only local.
