@@ -42,6 +42,7 @@ INSTALLED_CACHE_S = 2.0
 LOCK_STRIPES = 1024
 PULL_CONCURRENCY = 4
 ORDERS_PER_APPLY = 500  # InventoryService.ApplyOrders' limit per call
+ORDERS_LIST_SPAN = 250  # ids one orders-list page (limit 250) always covers
 ACTOR = "bigcommerce"
 
 
@@ -522,7 +523,9 @@ class CatalogSync:
         call per store, then each order's staff notes written. One outcome per hook."""
         if not hooks:
             return []
-        fetched = await asyncio.gather(*(self._fetch_order(hook) for hook in hooks), return_exceptions=True)
+        listed = await self._list_orders(hooks)
+        fetched = await asyncio.gather(*(self._fetch_order(hook, listed.get((hook.store_hash, domain.resource_id(hook))))
+                                         for hook in hooks), return_exceptions=True)
         wanted: dict[str, set[int]] = defaultdict(set)
         for hook, got in zip(hooks, fetched, strict=True):
             if isinstance(got, FetchedOrder):
@@ -540,9 +543,34 @@ class CatalogSync:
             for hook, result in zip(hooks, applied, strict=True)), return_exceptions=True)
         return [result if isinstance(result, BaseException) else None for result in written]
 
-    async def _fetch_order(self, hook: domain.Webhook) -> FetchedOrder | None:
+    async def _list_orders(self, hooks: list[domain.Webhook]) -> dict[tuple[str, int], dict[str, Any]]:
+        """The batch's orders read through the orders list, one request per run of nearby ids
+        (new orders' ids are close together) instead of one per order; keyed (store, id).
+        Best effort: an order the list does not return (or a list that fails) is read alone."""
+        by_store: dict[str, set[int]] = defaultdict(set)
+        for hook in hooks:
+            by_store[hook.store_hash].add(domain.resource_id(hook))
+        ranges = [(store_hash, first, last) for store_hash, ids in by_store.items()
+                  for first, last in domain.id_runs(sorted(ids), span=ORDERS_LIST_SPAN)]
+
+        async def read(store_hash: str, first: int, last: int) -> list[tuple[tuple[str, int], dict[str, Any]]]:
+            try:
+                api = await self.store_api(store_hash)
+                orders = await api.orders_between(first, last)
+            except Exception as exc:  # noqa: BLE001 - the orders are then read one by one
+                log.info("store %s: orders %s-%s not listed (%s); reading them one by one", store_hash, first, last,
+                         exc)
+                return []
+            return [((store_hash, int(order["id"])), order) for order in orders if isinstance(order, dict)]
+
+        found = await asyncio.gather(*(read(*r) for r in ranges))
+        return dict(pair for pairs in found for pair in pairs)
+
+    async def _fetch_order(self, hook: domain.Webhook, listed: dict[str, Any] | None = None) -> FetchedOrder | None:
         order_id = domain.resource_id(hook)
         api = await self.store_api(hook.store_hash)
+        if listed is not None:
+            return FetchedOrder(order_id, listed, await self._order_items(api, order_id), api)
         # The order and its lines are independent reads: fetch them side by side.
         order, items = await asyncio.gather(api.get_order(order_id), self._order_items(api, order_id))
         if order is None:
