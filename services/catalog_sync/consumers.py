@@ -30,12 +30,14 @@ INVENTORY_PRODUCT_SUBJECTS = ["backorder.*.inventory.product.>"]
 
 
 def webhook_spec(effect: Effect, concurrency: int, ack_wait_s: float,
-                 batch_effect: BatchEffect | None = None) -> ConsumerSpec:
-    """Batched when `batch_effect` is given: a fetch of up to half the concurrency is
-    handled side by side and recorded in one inbox transaction (two fetches overlap)."""
+                 batch_effect: BatchEffect | None = None, batch: int = 64) -> ConsumerSpec:
+    """Batched when `batch_effect` is given: fetches of up to `batch` hooks, each handled
+    side by side and recorded in one inbox transaction, with `concurrency` hooks in flight
+    in all. Several smaller batches rather than one big one: a batch waits for its slowest
+    hook (a store BigCommerce throttles), and only that batch waits."""
     return ConsumerSpec(WEBHOOKS_DURABLE, STREAM_WEBHOOKS, ["bc.webhooks.>"], effect=effect,
                         batch_effect=batch_effect, decode=decode_raw,
-                        batch=max(1, concurrency // 2) if batch_effect is not None else 256,
+                        batch=max(1, min(batch, concurrency)) if batch_effect is not None else 256,
                         concurrency=concurrency, ack_wait_s=ack_wait_s,
                         backoff_base_s=0.5, backoff_max_s=60.0, max_deliver=100)
 
@@ -50,7 +52,7 @@ def build_consumers(app: CatalogSync, bus: EventBus, db: Database) -> list[Consu
     settings = app.settings
     return [
         Consumer(webhook_spec(app.handle_webhook, settings.webhook_concurrency, settings.consumer_ack_wait_s,
-                              batch_effect=app.handle_webhooks), bus, db, inbox),
+                              batch_effect=app.handle_webhooks, batch=settings.webhook_batch), bus, db, inbox),
         Consumer(events_spec(app.handle_inventory_event, settings.event_concurrency, settings.consumer_ack_wait_s),
                  bus, db, inbox),
     ]
