@@ -291,33 +291,42 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         db.on_events_committed(self.wake)
+        # On PostgreSQL a pass claims and marks its rows in one statement, as fixed SQL
+        # text on the driver: under load a pass runs after nearly every commit, and each
+        # statement's round trip and SQLAlchemy's work per statement dominated its cost.
+        # The mark commits only after every ack (a failed pass rolls it back).
+        self._claim_and_mark_sql = (
+            f"UPDATE {outbox.name} SET published_at = statement_timestamp() WHERE seq IN ("
+            f"SELECT seq FROM {outbox.name} WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"
+            ") RETURNING seq, event_id, subject, payload")
 
     def wake(self) -> None:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to `batch` rows; returns how many were published."""
-        query = (
-            select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
-            .where(self.outbox.c.published_at.is_(None))
-            .order_by(self.outbox.c.seq)
-            .limit(self.batch)
-        )
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        """One pass: claim up to `batch` unpublished rows (row locks, skipping rows another
+        relay holds), publish them, mark them sent and commit; returns how many were
+        published. Raises if NATS refuses or does not ack any of them (nothing is marked)."""
         async with self.db.unit_of_work() as uow:
-            rows = (await uow.conn.execute(query)).all()
+            postgresql = uow.dialect == "postgresql"
+            if postgresql:
+                driver = await uow.driver_connection()
+                rows = sorted(await (await driver.execute(self._claim_and_mark_sql, (self.batch,))).fetchall())
+            else:
+                rows = (await uow.conn.execute(
+                    select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
+                    .where(self.outbox.c.published_at.is_(None)).order_by(self.outbox.c.seq).limit(self.batch)
+                )).all()
             OUTBOX_PENDING.labels(self.service).set(len(rows))
             if not rows:
                 return 0
             # Published concurrently, each with its own ack timeout: consumers never rely on
             # order across events (each carries its own state); any refused ack fails the pass.
-            await asyncio.gather(*(self.bus.publish(r.subject, r.payload, r.event_id) for r in rows))
-            await uow.conn.execute(
-                update(self.outbox)
-                .where(self.outbox.c.seq.in_([r.seq for r in rows]))
-                .values(published_at=now_utc())
-            )
+            await asyncio.gather(*(self.bus.publish(subject, payload, event_id)
+                                   for _, event_id, subject, payload in rows))
+            if not postgresql:
+                await uow.conn.execute(update(self.outbox).where(self.outbox.c.seq.in_([row[0] for row in rows]))
+                                       .values(published_at=now_utc()))
             await uow.commit()
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
