@@ -16,7 +16,8 @@ from typing import Any
 from backorder.events.v1 import envelope_pb2
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import String, Table, bindparam, update
+from sqlalchemy.dialects import postgresql
 
 from services.common.bus import event_subject, now_utc
 from services.common.db import UnitOfWork
@@ -86,12 +87,11 @@ async def update_rows(uow: UnitOfWork, table: Table, key: str, rows: Sequence[di
         await cursor.execute(f"UPDATE {table.name} AS t SET {assignments} FROM {staging} AS s WHERE t.{key} = s.{key}")
 
 
-async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
-                          events: Sequence[tuple[str, str, Message]]) -> None:
-    """Like services.common.bus.add_events (same rows, the same Envelope as build_envelope
-    makes), written with COPY; one timestamp and one urandom read for the whole batch."""
+def outbox_rows(service: str, events: Sequence[tuple[str, str, Message]]) -> list[dict[str, Any]]:
+    """Outbox rows for (store_hash, event_type, payload): the same rows and Envelope as
+    services.common.bus.add_events makes, with one timestamp and one urandom read for all."""
     if not events:
-        return
+        return []
     created = now_utc()
     occurred = timestamp_pb2.Timestamp()
     occurred.FromDatetime(created)
@@ -105,5 +105,67 @@ async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
                                          occurred_at=occurred, producer=service, payload=packed)
         rows.append({"event_id": event_id, "subject": event_subject(store_hash, service, event_type),
                      "payload": envelope.SerializeToString(), "created_at": created})
-    await copy_rows(uow, outbox, rows)
+    return rows
+
+
+async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
+                          events: Sequence[tuple[str, str, Message]]) -> None:
+    """Like services.common.bus.add_events, written with COPY."""
+    if not events:
+        return
+    await copy_rows(uow, outbox, outbox_rows(service, events))
     uow.wrote_events = True
+
+
+_one_statement_sql: dict[tuple[Any, ...], str] = {}
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> str:
+    # Strings as text: a cast to varchar(n) would truncate where the INSERT must fail.
+    dialect = postgresql.dialect()
+    types = ["TEXT" if isinstance(table.c[c].type, String) else table.c[c].type.compile(dialect=dialect)
+             for c in columns]
+    return "unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+
+
+def _one_statement(update: tuple[Table, str, list[str]] | None, inserts: list[tuple[Table, list[str]]]) -> str:
+    parts = []
+    if update is not None:
+        table, key, columns = update
+        parts.append(f"UPDATE {table.name} AS t SET {', '.join(f'{c} = s.{c}' for c in columns)} "
+                     f"FROM {_unnest(table, [key, *columns])} AS s({', '.join([key, *columns])}) "
+                     f"WHERE t.{key} = s.{key}")
+    for table, columns in inserts:
+        parts.append(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM {_unnest(table, columns)}")
+    *ctes, last = parts
+    return ("WITH " + ", ".join(f"w{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " if ctes else "") + last
+
+
+async def write_in_one_statement(uow: UnitOfWork, update: tuple[Table, str, Sequence[dict[str, Any]]],
+                                 inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> None:
+    """PostgreSQL: UPDATE `update`'s table SET … WHERE key = row[key] for each of its rows,
+    and INSERT the rows of each of `inserts`, all in one statement (data-modifying CTEs over
+    unnest() of one array per column): a small change set costs one round trip whatever its
+    tables, and its few SQL texts are prepared once. Rows of one table have the same keys.
+    Raises DuplicateKey on a UNIQUE violation (the transaction is aborted; roll back)."""
+    import psycopg
+
+    table, key, update_rows_ = update
+    update_shape = (table, key, [c for c in update_rows_[0] if c != key]) if update_rows_ else None
+    insert_shapes = [(t, list(rows[0])) for t, rows in inserts if rows]
+    if update_shape is None and not insert_shapes:
+        return
+    shape = (update_shape and (table.name, key, *update_shape[2]), *((t.name, *c) for t, c in insert_shapes))
+    sql = _one_statement_sql.get(shape)
+    if sql is None:
+        sql = _one_statement_sql[shape] = _one_statement(update_shape, insert_shapes)
+    params = []
+    if update_shape is not None:
+        params.extend([row[c] for row in update_rows_] for c in [key, *update_shape[2]])
+    for (_, columns), rows in zip(insert_shapes, [rows for _, rows in inserts if rows], strict=True):
+        params.extend([row[c] for row in rows] for c in columns)
+    driver = await _driver(uow)
+    try:
+        await driver.execute(sql, params)
+    except psycopg.errors.UniqueViolation as exc:
+        raise DuplicateKey(str(exc)) from exc

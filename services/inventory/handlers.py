@@ -219,11 +219,7 @@ class ChangeSet:
         With keys_checked=False the caller did not read the keys first: the ledger insert
         skips existing keys, and if any was skipped KeyRaced is raised (the caller rolls
         back and runs again, reading the keys)."""
-        await bulk.update_rows(uow, assigned_products, "id", [{
-            "id": p.id, "stock": p.stock, "threshold": p.threshold, "incoming_stock": p.incoming_stock,
-            "back_in_stock_date": p.back_in_stock_date, "name": p.name, "sku": p.sku, "category_key": p.category_key,
-            "brand_id": p.brand_id, "version": p.version, "updated_at": p.updated_at,
-        } for p in self.products.values()])
+        await bulk.update_rows(uow, assigned_products, "id", self._product_rows())
         ids: dict[str, int] = {}
         allocated = await bulk.allocate_ids(uow, stock_ledger, len(self.ledger_rows))
         if allocated is not None:
@@ -249,6 +245,36 @@ class ChangeSet:
         built = [(store, kind, payload(ids) if callable(payload) else payload) for store, kind, payload in self.events]
         await bulk.add_events_copy(uow, outbox, SERVICE, built)
         return ids
+
+
+    async def flush_small(self, uow: UnitOfWork, *, keys_checked: bool = True) -> dict[str, int]:
+        """`flush` for a change set of a few rows (an order batch). On PostgreSQL the ledger
+        ids are drawn first, then every row goes in with one statement
+        (bulk.write_in_one_statement) instead of a COPY or UPDATE per table: the same rows
+        and events, and KeyRaced if a ledger key already exists, as `flush` raises there."""
+        if uow.dialect != "postgresql":
+            return await self.flush(uow, keys_checked=keys_checked)
+        allocated = await bulk.allocate_ids(uow, stock_ledger, len(self.ledger_rows)) or []
+        for row, ledger_id in zip(self.ledger_rows, allocated, strict=True):
+            row["id"] = ledger_id
+        ids = {row["idempotency_key"]: row["id"] for row in self.ledger_rows}
+        events = [(store, kind, payload(ids) if callable(payload) else payload)
+                  for store, kind, payload in self.events]
+        try:
+            await bulk.write_in_one_statement(uow, (assigned_products, "id", self._product_rows()), [
+                (stock_ledger, self.ledger_rows), (backorder_report, self.report_rows),
+                (outbox, bulk.outbox_rows(SERVICE, events))])
+        except bulk.DuplicateKey as exc:
+            raise KeyRaced() from exc
+        uow.wrote_events = uow.wrote_events or bool(events)
+        return ids
+
+    def _product_rows(self) -> list[dict[str, Any]]:
+        return [{
+            "id": p.id, "stock": p.stock, "threshold": p.threshold, "incoming_stock": p.incoming_stock,
+            "back_in_stock_date": p.back_in_stock_date, "name": p.name, "sku": p.sku, "category_key": p.category_key,
+            "brand_id": p.brand_id, "version": p.version, "updated_at": p.updated_at,
+        } for p in self.products.values()]
 
 
 class KeyRaced(Exception):
@@ -745,7 +771,7 @@ class InventoryHandlers:
                 order_event.order_date.FromDatetime(command.order_date)
                 changes.events.append((command.store_hash, "order.backordered", order_event))
             outcomes.append(OrderResult(command.order_id, tuple(lines)))
-        await changes.flush(uow, keys_checked=not optimistic)
+        await changes.flush_small(uow, keys_checked=not optimistic)
         return outcomes
 
     async def return_order_lines(self, store_hash: str, order_id: str, reason: str,
