@@ -174,6 +174,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=64, help="gRPC calls in flight")
     parser.add_argument("--pgbench-clients", type=int, default=16)
+    parser.add_argument("--hot-only", action="store_true",
+                        help="only the hot-product gRPC run, no pgbench (e.g. to profile the service's pid, printed)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--nats-url", default="", help=argparse.SUPPRESS)
@@ -195,17 +197,24 @@ async def main() -> None:
         async with insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
             await seed(stub, args.products)
-            cpu_before = cpu_seconds(child.pid)
-            spread, spread_latencies = await drive(
-                stub, seconds=args.seconds, concurrency=args.concurrency,
-                pick=lambda: random.randint(1, args.products))
-            cpu_spread = (cpu_seconds(child.pid) - cpu_before) / max(len(spread_latencies), 1)
+            if args.hot_only:
+                print(f"service pid {child.pid}", flush=True)
+            else:
+                cpu_before = cpu_seconds(child.pid)
+                spread, spread_latencies = await drive(
+                    stub, seconds=args.seconds, concurrency=args.concurrency,
+                    pick=lambda: random.randint(1, args.products))
+                cpu_spread = (cpu_seconds(child.pid) - cpu_before) / max(len(spread_latencies), 1)
             cpu_before = cpu_seconds(child.pid)
             hot, hot_latencies = await drive(stub, seconds=args.seconds, concurrency=args.concurrency,
                                              pick=lambda: 1)
             cpu_hot = (cpu_seconds(child.pid) - cpu_before) / max(len(hot_latencies), 1)
         child.stdin.close()
         child.wait(timeout=60)
+        if args.hot_only:
+            print(summary("gRPC ApplyOrder, one hot product", hot, hot_latencies))
+            print(f"service CPU per line (incl. warm-up, relay): hot {cpu_hot * 1000:.2f} ms")
+            return
         bench_url = pgbench_database(args.admin_url, args.products)
         pg_spread = pgbench(bench_url, products=args.products, hot=False, seconds=args.seconds,
                             concurrency=args.pgbench_clients)
