@@ -298,52 +298,85 @@ def _source_name(source: str, default: str) -> str:
 class OrderBatcher:
     """Applies concurrent ApplyOrder calls together (group commit).
 
-    Calls queue up while a transaction is in flight; each worker takes everything queued
-    (up to `max_batch`) into its next transaction. Per-call outcomes are isolated: a call
-    whose key conflicts gets its own error and writes nothing; the others are applied.
+    Up to `workers` transactions run at a time. A call that arrives while they are all
+    busy waits, and the next transaction takes every waiting call (up to `max_batch`).
+    Calls on a product that a running transaction holds also wait for it, even with a
+    transaction to spare: theirs would only wait for the row lock, so orders on one hot
+    product go in a few large transactions instead of alternating large and tiny ones.
+    Waiting calls are taken in arrival order, and a call that must wait holds back later
+    calls on its products. Per-call outcomes are isolated: a call whose key conflicts
+    gets its own error and writes nothing; the others are applied.
     """
 
     def __init__(self, apply_batch: Callable[[list[domain.OrderCommand]], Any], *, workers: int = 4,
                  max_batch: int = 256) -> None:
         self._apply_batch = apply_batch
-        self._workers_wanted = workers
+        self._workers = workers
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[domain.OrderCommand, asyncio.Future[Any]]] = asyncio.Queue()
-        self._workers: list[asyncio.Task[None]] = []
+        self._waiting: list[_Call] = []
+        self._busy_products: set[tuple[str, int]] = set()
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def submit(self, command: domain.OrderCommand) -> OrderResult:
-        if not self._workers:
-            self._workers = [asyncio.create_task(self._work(), name=f"order-batcher-{i}")
-                             for i in range(self._workers_wanted)]
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put((command, future))
-        return await future
+        call = _Call(command, {(command.store_hash, line.product_id) for line in command.lines},
+                     asyncio.get_running_loop().create_future())
+        self._waiting.append(call)
+        if len(self._running) < self._workers and not call.products & self._busy_products:
+            self._start_batches()
+        return await call.future
 
-    async def _work(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            live = [(c, f) for c, f in batch if not f.done()]
-            if not live:
-                continue
-            try:
-                outcomes = await self._apply_batch([c for c, _ in live])
-            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
-                outcomes = [exc] * len(live)
-            for (_, future), outcome in zip(live, outcomes, strict=True):
-                if future.done():
+    def _start_batches(self) -> None:
+        while len(self._running) < self._workers and self._waiting and not self._stopping:
+            batch: list[_Call] = []
+            held_back: list[_Call] = []
+            blocked = set(self._busy_products)
+            for call in self._waiting:
+                if call.future.done():
                     continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
+                if len(batch) < self._max_batch and not call.products & blocked:
+                    batch.append(call)
                 else:
-                    future.set_result(outcome)
+                    held_back.append(call)
+                    blocked |= call.products
+            self._waiting = held_back
+            if not batch:
+                return
+            products = set().union(*(call.products for call in batch))
+            self._busy_products |= products
+            task = asyncio.create_task(self._run(batch, products), name="order-batch")
+            self._running.add(task)
+
+    async def _run(self, batch: list[_Call], products: set[tuple[str, int]]) -> None:
+        try:
+            outcomes = await self._apply_batch([call.command for call in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+            outcomes = [exc] * len(batch)
+        finally:
+            self._busy_products -= products
+            self._running.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._start_batches()
+        for call, outcome in zip(batch, outcomes, strict=True):
+            if call.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                call.future.set_exception(outcome)
+            else:
+                call.future.set_result(outcome)
 
     async def stop(self) -> None:
-        for task in self._workers:
+        self._stopping = True
+        running = list(self._running)
+        for task in running:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+@dataclass
+class _Call:
+    command: domain.OrderCommand
+    products: set[tuple[str, int]]
+    future: asyncio.Future[Any]
 
 
 # ---------------------------------------------------------------- handlers
