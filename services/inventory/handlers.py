@@ -775,14 +775,15 @@ class InventoryHandlers:
                     lines.append(LineResult(line.line_id, line.product_id, applied=False, quantity=line.quantity))
                     continue
                 split = domain.split_line(product.stock, line.quantity, product.threshold)
+                fingerprint = line.fingerprint()
                 changes.record(
                     product, kind="order", new_stock=split.stock_after, source="order", actor="",
-                    key=key[1], request_hash=line.fingerprint(), order_id=command.order_id, line_id=line.line_id,
+                    key=key[1], request_hash=fingerprint, order_id=command.order_id, line_id=line.line_id,
                     quantity=line.quantity, backordered_qty=split.backordered, over_threshold=split.over_threshold,
                 )
                 result = LineResult(line.line_id, line.product_id, True, line.quantity, split.backordered,
                                     split.over_threshold, split.stock_before, split.stock_after)
-                applied_in_batch[key] = (line.fingerprint(), result)
+                applied_in_batch[key] = (fingerprint, result)
                 lines.append(result)
                 if split.backordered > 0:
                     backordered_lines.append(events_pb.BackorderedLine(
