@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 
 from services.common import migrations
 from services.common.grpc_server import insecure_channel
-from services.common.runtime import ServiceRunner
+from services.common.runtime import ServiceRunner, tune_gc_for_serving
 from services.inventory import server
 from services.inventory.handlers import Entitlement
 from tests.plugins.services import NatsServer, service_settings
@@ -75,6 +75,7 @@ async def serve(database_url: str, nats_url: str) -> None:
                                        "receipt_interval_s": 3600.0})
     runner = ServiceRunner(settings, server.setup)
     await runner.start()
+    tune_gc_for_serving()  # as `backorder serve` does
     print(runner.port, flush=True)
     await asyncio.to_thread(sys.stdin.read)
     await runner.stop()
