@@ -246,7 +246,6 @@ class ChangeSet:
         await bulk.add_events_copy(uow, outbox, SERVICE, built)
         return ids
 
-
     async def flush_small(self, uow: UnitOfWork, *, keys_checked: bool = True) -> dict[str, int]:
         """`flush` for a change set of a few rows (an order batch). On PostgreSQL the ledger
         ids are drawn first, then every row goes in with one statement
