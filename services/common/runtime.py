@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -142,6 +143,24 @@ class ServiceRunner:
         log.info("%s stopped", self.settings.service)
 
 
+# Young-generation collections every GC_YOUNG_THRESHOLD net allocations instead of
+# CPython's 700: a service allocates short-lived objects per call and per message, and the
+# collections (with the older generations they trigger) were about a tenth of the order
+# path's CPU. Cycles are still collected, only less often.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc_for_serving() -> None:
+    """Once the service is up: move what start-up allocated (modules, protobuf descriptors,
+    compiled statements) out of the collector's sight, and collect the young generation
+    less often. Process-wide: called by the entry point, not by ServiceRunner (tests run
+    many services in one process)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def run_service(service: str, setup: Setup, *, interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
     """Entry point of `backorder serve <service>`: runs until SIGTERM/SIGINT."""
     settings = ServiceSettings.from_env(service)
@@ -157,6 +176,7 @@ def run_service(service: str, setup: Setup, *, interceptors: list[grpc.aio.Serve
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await runner.start()
+        tune_gc_for_serving()
         await stop.wait()
         await runner.stop()
 
