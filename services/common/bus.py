@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
 import random
 import time
@@ -192,10 +190,6 @@ class EventBus:
         self.nc: nats.NATS | None = None
         self.js: Any = None
         self._state_listeners: list[Callable[[bool], None]] = []
-        # publish_many's acks: one reply subject per message under one subscription
-        self._ack_prefix = ""
-        self._ack_numbers = itertools.count()
-        self._acks: dict[str, asyncio.Future[Msg]] = {}
 
     def on_connection_change(self, callback: Callable[[bool], None]) -> None:
         self._state_listeners.append(callback)
@@ -268,47 +262,6 @@ class EventBus:
         """Publish and wait for JetStream's ack (raises on timeout or no responders)."""
         return await self.js.publish(subject, data, timeout=timeout, headers={MSG_ID_HEADER: msg_id})
 
-    async def publish_many(self, messages: Sequence[tuple[str, bytes, str]], *, timeout: float = 5.0) -> None:
-        """Publish each (subject, data, msg_id) to JetStream and wait for all their acks, at
-        most `timeout` in all. Raises nats.errors.TimeoutError if an ack is missing by then,
-        NoStreamResponseError if no stream takes a subject, APIError if JetStream refused one.
-
-        What js.publish does per message, with less work per message: one reply subject
-        each under one subscription, no task or timer per message, and an ack's JSON read
-        only when it reports an error."""
-        if not messages:
-            return
-        if not self._ack_prefix:
-            prefix = self.nc.new_inbox() + "."
-            await self.nc.subscribe(prefix + "*", cb=self._on_ack)
-            self._ack_prefix = prefix
-        loop = asyncio.get_running_loop()
-        waiting: dict[str, asyncio.Future[Msg]] = {}
-        try:
-            for subject, data, msg_id in messages:
-                reply = f"{self._ack_prefix}{next(self._ack_numbers)}"
-                waiting[reply] = self._acks[reply] = loop.create_future()
-                await self.nc.publish(subject, data, reply=reply, headers={MSG_ID_HEADER: msg_id})
-            _, missing = await asyncio.wait(waiting.values(), timeout=timeout)
-            if missing:
-                raise nats.errors.TimeoutError
-            for future in waiting.values():
-                ack = future.result()
-                if ack.headers and ack.headers.get(nats.js.api.Header.STATUS) == "503":
-                    raise nats.js.errors.NoStreamResponseError
-                if b'"error"' in ack.data:
-                    error = json.loads(ack.data).get("error")
-                    if error is not None:
-                        raise nats.js.errors.APIError.from_error(error)
-        finally:
-            for reply in waiting:
-                self._acks.pop(reply, None)
-
-    async def _on_ack(self, msg: Msg) -> None:
-        future = self._acks.get(msg.subject)
-        if future is not None and not future.done():
-            future.set_result(msg)
-
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
@@ -367,9 +320,10 @@ class OutboxRelay:
             OUTBOX_PENDING.labels(self.service).set(len(rows))
             if not rows:
                 return 0
-            # Published without waiting for each ack in turn: consumers never rely on order
-            # across events (each carries its own state); any refused or missing ack fails the pass.
-            await self.bus.publish_many([(subject, payload, event_id) for _, event_id, subject, payload in rows])
+            # Published concurrently, each with its own ack timeout: consumers never rely on
+            # order across events (each carries its own state); any refused ack fails the pass.
+            await asyncio.gather(*(self.bus.publish(subject, payload, event_id)
+                                   for _, event_id, subject, payload in rows))
             if not postgresql:
                 await uow.conn.execute(update(self.outbox).where(self.outbox.c.seq.in_([row[0] for row in rows]))
                                        .values(published_at=now_utc()))
