@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 
 from services.common import migrations
 from services.common.grpc_server import insecure_channel
-from services.common.runtime import ServiceRunner
+from services.common.runtime import ServiceRunner, tune_gc_for_serving
 from services.inventory import server
 from services.inventory.handlers import Entitlement
 from tests.plugins.services import NatsServer, service_settings
@@ -75,6 +75,7 @@ async def serve(database_url: str, nats_url: str) -> None:
                                        "receipt_interval_s": 3600.0})
     runner = ServiceRunner(settings, server.setup)
     await runner.start()
+    tune_gc_for_serving()  # as `backorder serve` does
     print(runner.port, flush=True)
     await asyncio.to_thread(sys.stdin.read)
     await runner.stop()
@@ -174,6 +175,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=64, help="gRPC calls in flight")
     parser.add_argument("--pgbench-clients", type=int, default=16)
+    parser.add_argument("--hot-only", action="store_true",
+                        help="only the hot-product gRPC run, no pgbench (e.g. to profile the service's pid, printed)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--nats-url", default="", help=argparse.SUPPRESS)
@@ -195,17 +198,24 @@ async def main() -> None:
         async with insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
             await seed(stub, args.products)
-            cpu_before = cpu_seconds(child.pid)
-            spread, spread_latencies = await drive(
-                stub, seconds=args.seconds, concurrency=args.concurrency,
-                pick=lambda: random.randint(1, args.products))
-            cpu_spread = (cpu_seconds(child.pid) - cpu_before) / max(len(spread_latencies), 1)
+            if args.hot_only:
+                print(f"service pid {child.pid}", flush=True)
+            else:
+                cpu_before = cpu_seconds(child.pid)
+                spread, spread_latencies = await drive(
+                    stub, seconds=args.seconds, concurrency=args.concurrency,
+                    pick=lambda: random.randint(1, args.products))
+                cpu_spread = (cpu_seconds(child.pid) - cpu_before) / max(len(spread_latencies), 1)
             cpu_before = cpu_seconds(child.pid)
             hot, hot_latencies = await drive(stub, seconds=args.seconds, concurrency=args.concurrency,
                                              pick=lambda: 1)
             cpu_hot = (cpu_seconds(child.pid) - cpu_before) / max(len(hot_latencies), 1)
         child.stdin.close()
         child.wait(timeout=60)
+        if args.hot_only:
+            print(summary("gRPC ApplyOrder, one hot product", hot, hot_latencies))
+            print(f"service CPU per line (incl. warm-up, relay): hot {cpu_hot * 1000:.2f} ms")
+            return
         bench_url = pgbench_database(args.admin_url, args.products)
         pg_spread = pgbench(bench_url, products=args.products, hot=False, seconds=args.seconds,
                             concurrency=args.pgbench_clients)

@@ -125,6 +125,14 @@ class StoreApi:
     async def get_order(self, order_id: int) -> dict[str, Any] | None:
         return await self._call_or_none("GET", f"/v2/orders/{order_id}")
 
+    async def orders_between(self, min_id: int, max_id: int) -> list[dict[str, Any]]:
+        """The orders with min_id ≤ id ≤ max_id that the orders list returns (every page)."""
+        try:
+            return [row async for row in self.client.iter_v2(
+                "/v2/orders", {"min_id": str(min_id), "max_id": str(max_id), "sort": "id:asc"})]
+        except bigcommerce.BigCommerceError as exc:
+            raise _translate(exc) from exc
+
     async def order_products(self, order_id: int) -> AsyncIterator[dict[str, Any]]:
         """Every product line of the order, page by page."""
         try:

@@ -383,3 +383,17 @@ def plan_writeback(event_type: str, occurred_at: datetime, state: MirrorState, *
         return WritebackPlan(availability_writeback(event_type == "product.sold_out"),
                              availability_event_at=occurred)
     return None
+
+
+def id_runs(ids: Sequence[int], *, span: int, max_gap: int = 8, min_count: int = 2) -> list[tuple[int, int]]:
+    """Sorted ids grouped into dense (first, last) runs: consecutive ids at most `max_gap`
+    apart, last - first < span. Runs of fewer than `min_count` ids are left out (cheaper to
+    read alone), and so a run never makes a list read mostly orders nobody asked for."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(ids) + 1):
+        if index == len(ids) or ids[index] - ids[index - 1] > max_gap or ids[index] - ids[start] >= span:
+            if index - start >= min_count:
+                runs.append((ids[start], ids[index - 1]))
+            start = index
+    return runs

@@ -32,6 +32,7 @@ class CatalogSettings:
     billing_addr: str
     storefront_addr: str
     webhook_concurrency: int
+    webhook_batch: int
     event_concurrency: int
     # JetStream redelivers an unacked message (catalog_sync killed mid-batch) after this long.
     consumer_ack_wait_s: float
@@ -52,7 +53,8 @@ class CatalogSettings:
             inventory_addr=peer_address("inventory", environ),
             billing_addr=peer_address("billing", environ),
             storefront_addr=peer_address("storefront", environ),
-            webhook_concurrency=env("BACKORDER_CATALOG_WEBHOOK_CONCURRENCY", 32, int, environ=environ),
+            webhook_concurrency=env("BACKORDER_CATALOG_WEBHOOK_CONCURRENCY", 512, int, environ=environ),
+            webhook_batch=env("BACKORDER_CATALOG_WEBHOOK_BATCH", 64, int, environ=environ),
             event_concurrency=env("BACKORDER_CATALOG_EVENT_CONCURRENCY", 16, int, environ=environ),
             consumer_ack_wait_s=env("BACKORDER_CATALOG_ACK_WAIT_S", 30.0, float, environ=environ),
         )

@@ -291,33 +291,42 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         db.on_events_committed(self.wake)
+        # On PostgreSQL a pass claims and marks its rows in one statement, as fixed SQL
+        # text on the driver: under load a pass runs after nearly every commit, and each
+        # statement's round trip and SQLAlchemy's work per statement dominated its cost.
+        # The mark commits only after every ack (a failed pass rolls it back).
+        self._claim_and_mark_sql = (
+            f"UPDATE {outbox.name} SET published_at = statement_timestamp() WHERE seq IN ("
+            f"SELECT seq FROM {outbox.name} WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"
+            ") RETURNING seq, event_id, subject, payload")
 
     def wake(self) -> None:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to `batch` rows; returns how many were published."""
-        query = (
-            select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
-            .where(self.outbox.c.published_at.is_(None))
-            .order_by(self.outbox.c.seq)
-            .limit(self.batch)
-        )
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        """One pass: claim up to `batch` unpublished rows (row locks, skipping rows another
+        relay holds), publish them, mark them sent and commit; returns how many were
+        published. Raises if NATS refuses or does not ack any of them (nothing is marked)."""
         async with self.db.unit_of_work() as uow:
-            rows = (await uow.conn.execute(query)).all()
+            postgresql = uow.dialect == "postgresql"
+            if postgresql:
+                driver = await uow.driver_connection()
+                rows = sorted(await (await driver.execute(self._claim_and_mark_sql, (self.batch,))).fetchall())
+            else:
+                rows = (await uow.conn.execute(
+                    select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
+                    .where(self.outbox.c.published_at.is_(None)).order_by(self.outbox.c.seq).limit(self.batch)
+                )).all()
             OUTBOX_PENDING.labels(self.service).set(len(rows))
             if not rows:
                 return 0
             # Published concurrently, each with its own ack timeout: consumers never rely on
             # order across events (each carries its own state); any refused ack fails the pass.
-            await asyncio.gather(*(self.bus.publish(r.subject, r.payload, r.event_id) for r in rows))
-            await uow.conn.execute(
-                update(self.outbox)
-                .where(self.outbox.c.seq.in_([r.seq for r in rows]))
-                .values(published_at=now_utc())
-            )
+            await asyncio.gather(*(self.bus.publish(subject, payload, event_id)
+                                   for _, event_id, subject, payload in rows))
+            if not postgresql:
+                await uow.conn.execute(update(self.outbox).where(self.outbox.c.seq.in_([row[0] for row in rows]))
+                                       .values(published_at=now_utc()))
             await uow.commit()
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
@@ -399,6 +408,10 @@ def decode_raw(msg: Msg) -> IncomingMessage:
 
 TransactionalHandler = Callable[[UnitOfWork, IncomingMessage], Awaitable[None]]
 Effect = Callable[[IncomingMessage], Awaitable[None]]
+# Batch forms: the handler gets every fresh message of a fetch in one transaction; the
+# effect gets them all at once and answers one outcome per message (None = done).
+BatchHandler = Callable[[UnitOfWork, list[IncomingMessage]], Awaitable[None]]
+BatchEffect = Callable[[list[IncomingMessage]], Awaitable[Sequence[BaseException | None]]]
 
 
 async def no_transactional_work(_uow: UnitOfWork, _message: IncomingMessage) -> None:
@@ -425,6 +438,8 @@ class ConsumerSpec:
     handler: TransactionalHandler = no_transactional_work
     decode: Callable[[Msg], IncomingMessage] = decode_envelope
     effect: Effect | None = None
+    batch_handler: BatchHandler | None = None
+    batch_effect: BatchEffect | None = None
     batch: int = 64
     concurrency: int = 16
     ack_wait_s: float = 30.0
@@ -522,6 +537,140 @@ class Consumer:
         finally:
             self._slots.release()
 
+    # -- batch mode
+
+    @property
+    def batched(self) -> bool:
+        return self.spec.batch_handler is not None or self.spec.batch_effect is not None
+
+    async def _fresh_ids(self, message_ids: list[str]) -> set[str]:
+        """The ids not yet in the inbox (for effects, which run before the inbox insert)."""
+        async with self.db.read() as conn:
+            found = await conn.execute(select(self.inbox.c.message_id).where(
+                self.inbox.c.consumer == self.spec.durable, self.inbox.c.message_id.in_(message_ids)))
+            return set(message_ids) - {row.message_id for row in found}
+
+    async def _record_batch(self, incoming: list[IncomingMessage]) -> set[str]:
+        """One transaction: the inbox rows of `incoming` and, for those not seen before, the
+        batch handler. Returns the ids that were not seen before."""
+        spec = self.spec
+        received = now_utc()
+        async with self.db.unit_of_work() as uow:
+            # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
+            # and compiles the statement once, whatever the batch's size.
+            statement = insert_ignore(self.db.dialect, self.inbox, ["consumer", "message_id"]).returning(
+                self.inbox.c.message_id)
+            inserted = await uow.conn.execute(statement, [
+                {"consumer": spec.durable, "message_id": m.message_id, "received_at": received} for m in incoming])
+            fresh = {row.message_id for row in inserted}
+            if spec.batch_handler is not None and fresh:
+                await spec.batch_handler(uow, [m for m in incoming if m.message_id in fresh])
+            await uow.commit()
+        return fresh
+
+    async def _apply_batch(self, incoming: list[IncomingMessage]) -> tuple[list[BaseException | None], set[str]]:
+        """Effect (if any) then the inbox transaction; one outcome per message (None = done)
+        and the ids that were duplicates. Raises when the inbox transaction fails (the
+        caller then handles the messages one by one)."""
+        spec = self.spec
+        # Two deliveries of one message in one fetch are applied once and share its outcome
+        # (acking the copy while the first is nak'ed would lose the message).
+        first_of: dict[str, IncomingMessage] = {}
+        for message in incoming:
+            first_of.setdefault(message.message_id, message)
+        unique = list(first_of.values())
+        failed: dict[str, BaseException] = {}
+        fresh = {m.message_id for m in unique}
+        if spec.batch_effect is not None:
+            fresh = await self._fresh_ids([m.message_id for m in unique])
+            pending = [m for m in unique if m.message_id in fresh]
+            results = list(await spec.batch_effect(pending)) if pending else []
+            failed = {m.message_id: r for m, r in zip(pending, results, strict=True) if r is not None}
+        todo = [m for m in unique if m.message_id not in failed]
+        if todo:
+            fresh &= await self._record_batch(todo)
+        duplicates = {m.message_id for m in unique if m.message_id not in fresh}
+        return [failed.get(m.message_id) for m in incoming], duplicates
+
+    async def _settle(self, msg: Msg, incoming: IncomingMessage, outcome: BaseException | None,
+                      duplicate: bool = False) -> None:
+        """Ack, or term (PermanentError), or nak with backoff (anything else)."""
+        spec = self.spec
+        if outcome is None:
+            CONSUMED.labels(spec.durable, "duplicate" if duplicate else "applied").inc()
+            with contextlib.suppress(Exception):
+                await msg.ack()
+            return
+        if isinstance(outcome, PermanentError):
+            log.error("consumer %s: terminating message %s: %s", spec.durable, incoming.message_id, outcome)
+            CONSUMED.labels(spec.durable, "poison").inc()
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return
+        attempt = incoming.num_delivered
+        delay = min(spec.backoff_max_s, spec.backoff_base_s * 2 ** min(attempt - 1, 10))
+        level = logging.ERROR if attempt >= spec.max_deliver else logging.WARNING
+        log.log(level, "consumer %s: message %s failed (attempt %d): %r; retry in %.1fs",
+                spec.durable, incoming.message_id, attempt, outcome, delay)
+        CONSUMED.labels(spec.durable, "retry").inc()
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=delay)
+
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        """Decode all, apply them as one batch, settle each; on a failed batch transaction,
+        apply the messages again one by one."""
+        decoded: list[tuple[Msg, IncomingMessage]] = []
+        for msg in msgs:
+            try:
+                decoded.append((msg, self.spec.decode(msg)))
+            except PermanentError as exc:
+                log.error("consumer %s: terminating undecodable message on %s: %s", self.spec.durable,
+                          msg.subject, exc)
+                CONSUMED.labels(self.spec.durable, "poison").inc()
+                with contextlib.suppress(Exception):
+                    await msg.term()
+        if not decoded:
+            return
+        duplicates: set[str] = set()
+        try:
+            outcomes, duplicates = await self._apply_batch([incoming for _, incoming in decoded])
+        except Exception as exc:  # noqa: BLE001 - isolate the message that failed the batch
+            if len(decoded) == 1:
+                outcomes = [exc]
+            else:
+                log.info("consumer %s: batch of %d failed (%r); handling its messages one by one",
+                         self.spec.durable, len(decoded), exc)
+                for msg, incoming in decoded:
+                    try:
+                        single_outcomes, single_duplicates = await self._apply_batch([incoming])
+                        outcome = single_outcomes[0]
+                    except Exception as single:  # noqa: BLE001 - settled below as a retry or a term
+                        outcome, single_duplicates = single, set()
+                    await self._settle(msg, incoming, outcome, incoming.message_id in single_duplicates)
+                return
+        await asyncio.gather(*(self._settle(msg, incoming, outcome, incoming.message_id in duplicates)
+                               for (msg, incoming), outcome in zip(decoded, outcomes, strict=True)))
+
+    async def _keep_in_progress(self, msgs: list[Msg]) -> None:
+        """Tell JetStream the batch's messages are still being worked on (resets their
+        AckWait) every third of it: one slow message holds its whole batch, and the others
+        must not be redelivered meanwhile."""
+        interval = max(self.spec.ack_wait_s / 3, 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    async def _run_batch(self, msgs: list[Msg]) -> None:
+        heartbeat = asyncio.create_task(self._keep_in_progress(msgs))
+        try:
+            await self.handle_batch(msgs)
+        finally:
+            heartbeat.cancel()
+            for _ in msgs:
+                self._slots.release()
+
     async def _take_free_slots(self) -> int:
         """Wait for one free handling slot, then take every other free one (at most `batch`)."""
         await self._slots.acquire()
@@ -553,8 +702,9 @@ class Consumer:
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
             for _ in range(free - len(msgs)):
                 self._slots.release()
-            for msg in msgs:
-                task = asyncio.create_task(self._run_one(msg))
+            runs = [self._run_batch(msgs)] if self.batched and msgs else [self._run_one(msg) for msg in msgs]
+            for run in runs:
+                task = asyncio.create_task(run)
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
 

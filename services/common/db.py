@@ -148,6 +148,14 @@ class UnitOfWork:
         finally:
             await asyncio.shield(self.conn.close())
 
+    async def driver_connection(self) -> Any:
+        """The driver's own connection in this transaction (psycopg's AsyncConnection on
+        PostgreSQL), for hot statements kept as fixed SQL text: they skip SQLAlchemy's
+        statement building and compile-cache lookup, which cost several times the
+        statement's own work on small queries."""
+        raw = await self.conn.get_raw_connection()
+        return raw.driver_connection
+
     async def commit(self) -> None:
         await self.conn.commit()
         self.committed = True

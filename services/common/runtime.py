@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import Table
 
 from services.common import migrations
+from services.common.bigcommerce import close_shared_http_client
 from services.common.bus import Consumer, ConsumerSpec, EventBus, OutboxRelay
 from services.common.db import Database
 from services.common.grpc_server import GrpcServer
@@ -136,7 +138,27 @@ class ServiceRunner:
             await self.bus.close()
         if self.db is not None:
             await self.db.dispose()
+        # The process's BigCommerce HTTP pool (opened on first use; a later user opens it again).
+        await close_shared_http_client()
         log.info("%s stopped", self.settings.service)
+
+
+# Young-generation collections every GC_YOUNG_THRESHOLD net allocations instead of
+# CPython's 700: a service allocates short-lived objects per call and per message, and the
+# collections (with the older generations they trigger) were about a tenth of the order
+# path's CPU. Cycles are still collected, only less often.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc_for_serving() -> None:
+    """Once the service is up: move what start-up allocated (modules, protobuf descriptors,
+    compiled statements) out of the collector's sight, and collect the young generation
+    less often. Process-wide: called by the entry point, not by ServiceRunner (tests run
+    many services in one process)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def run_service(service: str, setup: Setup, *, interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> None:
@@ -154,6 +176,7 @@ def run_service(service: str, setup: Setup, *, interceptors: list[grpc.aio.Serve
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await runner.start()
+        tune_gc_for_serving()
         await stop.wait()
         await runner.stop()
 

@@ -8,6 +8,8 @@ to run. COPY has no placeholders.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
@@ -107,10 +109,10 @@ async def update_rows(uow: UnitOfWork, table: Table, key: str, rows: Sequence[di
         await cursor.execute(f"UPDATE {table.name} AS t SET {assignments} FROM {staging} AS s WHERE t.{key} = s.{key}")
 
 
-async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
-                          events: Iterable[tuple[str, str, Message]]) -> None:
-    """Like services.common.bus.add_events (same rows, byte for byte the Envelope
-    build_envelope makes), written with COPY; one timestamp for the whole batch.
+def outbox_rows(service: str, events: Iterable[tuple[str, str, Message]]) -> list[dict[str, Any]]:
+    """Outbox rows for (store_hash, event_type, payload): the same rows as
+    services.common.bus.add_events makes (byte for byte the Envelope build_envelope makes),
+    with one timestamp for all.
 
     `events` may be a generator: each payload is serialized as soon as it is built, so a
     100,000-event import never holds 100,000 messages (each keeps its own arena; holding
@@ -139,7 +141,69 @@ async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
         envelope.payload.value = payload.SerializeToString()
         rows.append({"event_id": event_id, "subject": subject, "payload": envelope.SerializeToString(),
                      "created_at": created})
+    return rows
+
+
+async def add_events_copy(uow: UnitOfWork, outbox: Table, service: str,
+                          events: Iterable[tuple[str, str, Message]]) -> None:
+    """Like services.common.bus.add_events, written with COPY (`events` may be a generator)."""
+    rows = outbox_rows(service, events)
     if not rows:
         return
     await copy_rows(uow, outbox, rows)
     uow.wrote_events = True
+
+
+_one_statement_sql: dict[tuple[Any, ...], str] = {}
+
+
+def _json_value(value: Any) -> str:
+    """JSON for what json.dumps cannot write itself, in PostgreSQL's input syntax."""
+    if isinstance(value, dt.date):  # datetime included: ISO 8601, with its UTC offset
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _one_statement(update: tuple[Table, str, list[str]] | None, inserts: list[tuple[Table, list[str]]]) -> str:
+    parts = []
+    if update is not None:
+        table, key, columns = update
+        parts.append(f"UPDATE {table.name} AS t SET {', '.join(f'{c} = s.{c}' for c in columns)} "
+                     f"FROM json_populate_recordset(NULL::{table.name}, %s::json) AS s WHERE t.{key} = s.{key}")
+    for table, columns in inserts:
+        parts.append(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                     f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{table.name}, %s::json)")
+    *ctes, last = parts
+    return ("WITH " + ", ".join(f"w{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " if ctes else "") + last
+
+
+async def write_in_one_statement(uow: UnitOfWork, update: tuple[Table, str, Sequence[dict[str, Any]]],
+                                 inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> None:
+    """PostgreSQL: UPDATE `update`'s table SET … WHERE key = row[key] for each of its rows,
+    and INSERT the rows of each of `inserts`, all in one statement (data-modifying CTEs),
+    so a small change set costs one round trip whatever its tables. Each table's rows go
+    as one JSON parameter read back with json_populate_recordset (the table's own column
+    types, lengths checked): json.dumps writes them far faster than the driver adapts an
+    array per column. Rows of one table have the same keys. Raises DuplicateKey on a
+    UNIQUE violation (the transaction is aborted; roll back)."""
+    import psycopg
+
+    table, key, update_rows_ = update
+    update_shape = (table, key, [c for c in update_rows_[0] if c != key]) if update_rows_ else None
+    inserted = [(t, rows) for t, rows in inserts if rows]
+    if update_shape is None and not inserted:
+        return
+    insert_shapes = [(t, list(rows[0])) for t, rows in inserted]
+    shape = (update_shape and (table.name, key, *update_shape[2]), *((t.name, *c) for t, c in insert_shapes))
+    sql = _one_statement_sql.get(shape)
+    if sql is None:
+        sql = _one_statement_sql[shape] = _one_statement(update_shape, insert_shapes)
+    params = [json.dumps(rows, default=_json_value, ensure_ascii=False, separators=(",", ":"))
+              for rows in ([update_rows_] if update_rows_ else []) + [rows for _, rows in inserted]]
+    driver = await _driver(uow)
+    try:
+        await driver.execute(sql, params)
+    except psycopg.errors.UniqueViolation as exc:
+        raise DuplicateKey(str(exc)) from exc

@@ -226,11 +226,7 @@ class ChangeSet:
         With keys_checked=False the caller did not read the keys first: the ledger insert
         skips existing keys, and if any was skipped KeyRaced is raised (the caller rolls
         back and runs again, reading the keys)."""
-        await bulk.update_rows(uow, assigned_products, "id", [{
-            "id": p.id, "stock": p.stock, "threshold": p.threshold, "incoming_stock": p.incoming_stock,
-            "back_in_stock_date": p.back_in_stock_date, "name": p.name, "sku": p.sku, "category_key": p.category_key,
-            "brand_id": p.brand_id, "version": p.version, "updated_at": p.updated_at,
-        } for p in self.products.values()])
+        await bulk.update_rows(uow, assigned_products, "id", self._product_rows())
         ids: dict[str, int] = {}
         allocated = await bulk.allocate_ids(uow, stock_ledger, len(self.ledger_rows))
         if allocated is not None:
@@ -257,6 +253,35 @@ class ChangeSet:
         await bulk.add_events_copy(uow, outbox, SERVICE, built)
         return ids
 
+    async def flush_small(self, uow: UnitOfWork, *, keys_checked: bool = True) -> dict[str, int]:
+        """`flush` for a change set of a few rows (an order batch). On PostgreSQL the ledger
+        ids are drawn first, then every row goes in with one statement
+        (bulk.write_in_one_statement) instead of a COPY or UPDATE per table: the same rows
+        and events, and KeyRaced if a ledger key already exists, as `flush` raises there."""
+        if uow.dialect != "postgresql":
+            return await self.flush(uow, keys_checked=keys_checked)
+        allocated = await bulk.allocate_ids(uow, stock_ledger, len(self.ledger_rows)) or []
+        for row, ledger_id in zip(self.ledger_rows, allocated, strict=True):
+            row["id"] = ledger_id
+        ids = {row["idempotency_key"]: row["id"] for row in self.ledger_rows}
+        events = [(store, kind, payload(ids) if callable(payload) else payload)
+                  for store, kind, payload in self.events]
+        try:
+            await bulk.write_in_one_statement(uow, (assigned_products, "id", self._product_rows()), [
+                (stock_ledger, self.ledger_rows), (backorder_report, self.report_rows),
+                (outbox, bulk.outbox_rows(SERVICE, events))])
+        except bulk.DuplicateKey as exc:
+            raise KeyRaced() from exc
+        uow.wrote_events = uow.wrote_events or bool(events)
+        return ids
+
+    def _product_rows(self) -> list[dict[str, Any]]:
+        return [{
+            "id": p.id, "stock": p.stock, "threshold": p.threshold, "incoming_stock": p.incoming_stock,
+            "back_in_stock_date": p.back_in_stock_date, "name": p.name, "sku": p.sku, "category_key": p.category_key,
+            "brand_id": p.brand_id, "version": p.version, "updated_at": p.updated_at,
+        } for p in self.products.values()]
+
 
 class KeyRaced(Exception):
     """An idempotency key was written by a concurrent transaction after this one began."""
@@ -279,52 +304,85 @@ def _source_name(source: str, default: str) -> str:
 class OrderBatcher:
     """Applies concurrent ApplyOrder calls together (group commit).
 
-    Calls queue up while a transaction is in flight; each worker takes everything queued
-    (up to `max_batch`) into its next transaction. Per-call outcomes are isolated: a call
-    whose key conflicts gets its own error and writes nothing; the others are applied.
+    Up to `workers` transactions run at a time. A call that arrives while they are all
+    busy waits, and the next transaction takes every waiting call (up to `max_batch`).
+    Calls on a product that a running transaction holds also wait for it, even with a
+    transaction to spare: theirs would only wait for the row lock, so orders on one hot
+    product go in a few large transactions instead of alternating large and tiny ones.
+    Waiting calls are taken in arrival order, and a call that must wait holds back later
+    calls on its products. Per-call outcomes are isolated: a call whose key conflicts
+    gets its own error and writes nothing; the others are applied.
     """
 
     def __init__(self, apply_batch: Callable[[list[domain.OrderCommand]], Any], *, workers: int = 4,
                  max_batch: int = 256) -> None:
         self._apply_batch = apply_batch
-        self._workers_wanted = workers
+        self._workers = workers
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[domain.OrderCommand, asyncio.Future[Any]]] = asyncio.Queue()
-        self._workers: list[asyncio.Task[None]] = []
+        self._waiting: list[_Call] = []
+        self._busy_products: set[tuple[str, int]] = set()
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def submit(self, command: domain.OrderCommand) -> OrderResult:
-        if not self._workers:
-            self._workers = [asyncio.create_task(self._work(), name=f"order-batcher-{i}")
-                             for i in range(self._workers_wanted)]
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put((command, future))
-        return await future
+        call = _Call(command, {(command.store_hash, line.product_id) for line in command.lines},
+                     asyncio.get_running_loop().create_future())
+        self._waiting.append(call)
+        if len(self._running) < self._workers and not call.products & self._busy_products:
+            self._start_batches()
+        return await call.future
 
-    async def _work(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            live = [(c, f) for c, f in batch if not f.done()]
-            if not live:
-                continue
-            try:
-                outcomes = await self._apply_batch([c for c, _ in live])
-            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
-                outcomes = [exc] * len(live)
-            for (_, future), outcome in zip(live, outcomes, strict=True):
-                if future.done():
+    def _start_batches(self) -> None:
+        while len(self._running) < self._workers and self._waiting and not self._stopping:
+            batch: list[_Call] = []
+            held_back: list[_Call] = []
+            blocked = set(self._busy_products)
+            for call in self._waiting:
+                if call.future.done():
                     continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
+                if len(batch) < self._max_batch and not call.products & blocked:
+                    batch.append(call)
                 else:
-                    future.set_result(outcome)
+                    held_back.append(call)
+                    blocked |= call.products
+            self._waiting = held_back
+            if not batch:
+                return
+            products = set().union(*(call.products for call in batch))
+            self._busy_products |= products
+            task = asyncio.create_task(self._run(batch, products), name="order-batch")
+            self._running.add(task)
+
+    async def _run(self, batch: list[_Call], products: set[tuple[str, int]]) -> None:
+        try:
+            outcomes = await self._apply_batch([call.command for call in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+            outcomes = [exc] * len(batch)
+        finally:
+            self._busy_products -= products
+            self._running.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._start_batches()
+        for call, outcome in zip(batch, outcomes, strict=True):
+            if call.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                call.future.set_exception(outcome)
+            else:
+                call.future.set_result(outcome)
 
     async def stop(self) -> None:
-        for task in self._workers:
+        self._stopping = True
+        running = list(self._running)
+        for task in running:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+@dataclass
+class _Call:
+    command: domain.OrderCommand
+    products: set[tuple[str, int]]
+    future: asyncio.Future[Any]
 
 
 # ---------------------------------------------------------------- handlers
@@ -723,14 +781,15 @@ class InventoryHandlers:
                     lines.append(LineResult(line.line_id, line.product_id, applied=False, quantity=line.quantity))
                     continue
                 split = domain.split_line(product.stock, line.quantity, product.threshold)
+                fingerprint = line.fingerprint()
                 changes.record(
                     product, kind="order", new_stock=split.stock_after, source="order", actor="",
-                    key=key[1], request_hash=line.fingerprint(), order_id=command.order_id, line_id=line.line_id,
+                    key=key[1], request_hash=fingerprint, order_id=command.order_id, line_id=line.line_id,
                     quantity=line.quantity, backordered_qty=split.backordered, over_threshold=split.over_threshold,
                 )
                 result = LineResult(line.line_id, line.product_id, True, line.quantity, split.backordered,
                                     split.over_threshold, split.stock_before, split.stock_after)
-                applied_in_batch[key] = (line.fingerprint(), result)
+                applied_in_batch[key] = (fingerprint, result)
                 lines.append(result)
                 if split.backordered > 0:
                     backordered_lines.append(events_pb.BackorderedLine(
@@ -752,7 +811,7 @@ class InventoryHandlers:
                 order_event.order_date.FromDatetime(command.order_date)
                 changes.events.append((command.store_hash, "order.backordered", order_event))
             outcomes.append(OrderResult(command.order_id, tuple(lines)))
-        await changes.flush(uow, keys_checked=not optimistic)
+        await changes.flush_small(uow, keys_checked=not optimistic)
         return outcomes
 
     async def return_order_lines(self, store_hash: str, order_id: str, reason: str,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -28,11 +29,12 @@ from backorder.inventory.v1 import (
 )
 from google.protobuf import timestamp_pb2
 
-from services.common.errors import Unauthenticated, ValidationFailed
+from services.common.errors import DomainError, Unauthenticated, ValidationFailed
 from services.inventory import domain
 from services.inventory.handlers import InventoryHandlers, StockItem, StockItemResult, hash_token, local_time
 from services.inventory.repository import ProductRow, StoreSettingsRow, as_utc
 
+MAX_ORDERS_PER_CALL = 500
 STATUS_TO_PB = {
     domain.IN_STOCK: inventory_pb2.PRODUCT_STATUS_IN_STOCK,
     domain.LOW_STOCK: inventory_pb2.PRODUCT_STATUS_LOW_STOCK,
@@ -180,20 +182,23 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                                                   total=total, page=page, limit=limit)
 
     async def ApplyOrder(self, request: Any, context: Any) -> Any:
-        order_date = (request.order_date.ToDatetime(dt.UTC) if request.HasField("order_date")
-                      else dt.datetime.now(dt.UTC))
-        command = domain.validate_order(
-            request.store_hash, request.order_id, request.order_email, order_date,
-            [{"line_id": line.line_id, "product_id": line.product_id, "quantity": line.quantity, "name": line.name,
-              "sku": line.sku, "category_ids": list(line.category_ids), "brand_id": line.brand_id}
-             for line in request.lines])
-        result = await self.handlers.apply_order(command)
-        return inventory_pb2.ApplyOrderResponse(order_id=result.order_id, lines=[
-            inventory_pb2.OrderLineResult(
-                line_id=r.line_id, product_id=r.product_id, applied=r.applied, quantity=r.quantity,
-                backordered_qty=r.backordered_qty, over_threshold=r.over_threshold, stock_before=r.stock_before,
-                stock_after=r.stock_after, replayed=r.replayed)
-            for r in result.lines])
+        return _order_response(await self.handlers.apply_order(_order_command(request)))
+
+    async def ApplyOrders(self, request: Any, context: Any) -> Any:
+        """Each order on its own through the same group commit as ApplyOrder (they arrive
+        together, so they share transactions); a DomainError fails only its order."""
+        domain.check_count(len(request.orders), MAX_ORDERS_PER_CALL, "orders")
+
+        async def one(order: Any) -> Any:
+            try:
+                return inventory_pb2.ApplyOrderOutcome(
+                    applied=_order_response(await self.handlers.apply_order(_order_command(order))))
+            except DomainError as exc:
+                return inventory_pb2.ApplyOrderOutcome(error=inventory_pb2.OrderError(
+                    grpc_code=exc.grpc_status.value[0], code=exc.code, message=exc.message,
+                    details_json=json.dumps(exc.details, default=str)))
+
+        return inventory_pb2.ApplyOrdersResponse(outcomes=await asyncio.gather(*(one(o) for o in request.orders)))
 
     async def ReturnOrderLines(self, request: Any, context: Any) -> Any:
         result = await self.handlers.return_order_lines(request.store_hash, request.order_id, request.reason,
@@ -486,3 +491,23 @@ class ErpServicer(erp_pb2_grpc.ErpInventoryServiceServicer):
                 # Woken by this process's commits; the timeout catches other replicas' writes.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(written.wait(), self.poll_interval_s)
+
+
+def _order_command(request: Any) -> domain.OrderCommand:
+    """An ApplyOrderRequest as a validated command (ValidationFailed names line and field)."""
+    order_date = (request.order_date.ToDatetime(dt.UTC) if request.HasField("order_date")
+                  else dt.datetime.now(dt.UTC))
+    return domain.validate_order(
+        request.store_hash, request.order_id, request.order_email, order_date,
+        [{"line_id": line.line_id, "product_id": line.product_id, "quantity": line.quantity, "name": line.name,
+          "sku": line.sku, "category_ids": list(line.category_ids), "brand_id": line.brand_id}
+         for line in request.lines])
+
+
+def _order_response(result: Any) -> inventory_pb2.ApplyOrderResponse:
+    return inventory_pb2.ApplyOrderResponse(order_id=result.order_id, lines=[
+        inventory_pb2.OrderLineResult(
+            line_id=r.line_id, product_id=r.product_id, applied=r.applied, quantity=r.quantity,
+            backordered_qty=r.backordered_qty, over_threshold=r.over_threshold, stock_before=r.stock_before,
+            stock_after=r.stock_after, replayed=r.replayed)
+        for r in result.lines])

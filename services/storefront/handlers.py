@@ -133,19 +133,49 @@ class StorefrontHandlers:
         return domain.check_cart(checked, states, settings)
 
     async def order_note(self, store_hash: str, lines: Sequence[domain.OrderNoteLine]) -> str:
-        stored = await self.get_settings(store_hash)
-        return domain.render_order_note(lines, stored.settings)
+        """The note with the store's saved message (or the default one)."""
+        return (await self.order_notes(store_hash, [lines]))[0]
+
+    async def order_notes(self, store_hash: str, orders: Sequence[Sequence[domain.OrderNoteLine]]) -> list[str]:
+        """One note per order, in order, from one read of the store's settings."""
+        self._check_store_hash(store_hash)
+        async with self.db.read() as conn:
+            saved = await repository.load_settings(conn, store_hash)
+        settings = saved[0] if saved is not None else domain.DEFAULT_SETTINGS
+        return [domain.render_order_note(lines, settings) for lines in orders]
 
     # ------------------------------------------------------------ inventory events
 
     async def apply_inventory_event(self, uow: UnitOfWork, message: IncomingMessage) -> None:
         """Consumer handler: keep the newest product state (older or duplicate events change nothing)."""
+        await self.apply_inventory_events(uow, [message])
+
+    async def apply_inventory_events(self, uow: UnitOfWork, messages: Sequence[IncomingMessage]) -> None:
+        """Batch consumer handler: the newest state per product among `messages`, each
+        stored unless a newer one is (one statement for the batch)."""
+        newest: dict[tuple[str, int], tuple[str, domain.ProductState, int]] = {}
+        for message in messages:
+            found = self._state_of(message)
+            if found is None:
+                continue
+            store_hash, state, occurred_at_us = found
+            key = (store_hash, state.product_id)
+            kept = newest.get(key)
+            if kept is None or (state.version, occurred_at_us) > (kept[1].version, kept[2]):
+                newest[key] = found
+        applied = await repository.upsert_states(uow.conn, list(newest.values()))
+        if applied < len(newest):
+            log.debug("%d stale inventory event(s) ignored", len(newest) - applied)
+
+    @staticmethod
+    def _state_of(message: IncomingMessage) -> tuple[str, domain.ProductState, int] | None:
+        """(store_hash, product state, occurred_at µs) carried by an inventory event, or None."""
         envelope = message.envelope
         if envelope is None:
-            return
+            return None
         payload_type = INVENTORY_EVENTS.get(envelope.type)
         if payload_type is None:
-            return
+            return None
         payload = message.unpack(payload_type)
         product = payload.product
         assigned = envelope.type != "product.unassigned" and product.assigned
@@ -157,10 +187,8 @@ class StorefrontHandlers:
         store_hash = envelope.store_hash
         if not domain.valid_store_hash(store_hash) or not domain.valid_product_id(state.product_id):
             log.warning("ignoring inventory event %s for %r/%s", message.message_id, store_hash, state.product_id)
-            return
-        applied = await repository.upsert_state(uow.conn, store_hash, state, occurred_at_us)
-        if not applied:
-            log.debug("stale inventory event %s ignored", message.message_id)
+            return None
+        return store_hash, state, occurred_at_us
 
     @staticmethod
     def _check_store_hash(store_hash: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -54,8 +54,18 @@ async def upsert_state(conn: AsyncConnection, store_hash: str, state: ProductSta
     Newer means a higher (version, occurred_at_us); one atomic INSERT … ON CONFLICT DO
     UPDATE … WHERE, so concurrent consumers cannot let an older event win.
     """
-    row = _state_row(store_hash, state, occurred_at_us)
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(product_states).values(**row)
+    return await upsert_states(conn, [(store_hash, state, occurred_at_us)]) > 0
+
+
+async def upsert_states(conn: AsyncConnection, states: Sequence[tuple[str, ProductState, int]]) -> int:
+    """`upsert_state` for many (store_hash, state, occurred_at_us) in one statement; each
+    (store, product) at most once. Returns how many were applied."""
+    if not states:
+        return 0
+    rows = [_state_row(store_hash, state, occurred_at_us) for store_hash, state, occurred_at_us in states]
+    row = rows[0]
+    # executemany (one compiled statement, sent as multi-row INSERTs by SQLAlchemy).
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(product_states)
     newer = or_(
         product_states.c.version < insert.excluded.version,
         and_(product_states.c.version == insert.excluded.version,
@@ -66,8 +76,8 @@ async def upsert_state(conn: AsyncConnection, store_hash: str, state: ProductSta
         set_={key: insert.excluded[key] for key in row if key not in {"store_hash", "product_id"}},
         where=newer,
     )
-    result = await conn.execute(statement)
-    return result.rowcount > 0
+    result = await conn.execute(statement.returning(product_states.c.product_id), rows)
+    return len(result.all())
 
 
 async def load_states(conn: AsyncConnection, store_hash: str, product_ids: Iterable[int]) -> dict[int, ProductState]:

@@ -12,6 +12,7 @@ from services.storefront import domain
 from services.storefront.handlers import StorefrontHandlers, StoreSettings
 
 MAX_VIEWS_PER_CALL = 250
+MAX_NOTES_PER_CALL = 1000
 
 # Optional scalar fields of UpdateSettingsRequest that map 1:1 onto Settings.
 _UPDATABLE = tuple(name for name in domain.SETTINGS_FIELDS if name != "allowed_origins")
@@ -99,6 +100,15 @@ class StorefrontServicer(storefront_pb2_grpc.StorefrontServiceServicer):
     async def RenderOrderNote(self, request: pb.RenderOrderNoteRequest, context: Any) -> pb.RenderOrderNoteResponse:
         lines = [domain.OrderNoteLine(line.name, line.sku, line.backordered_qty) for line in request.lines]
         return pb.RenderOrderNoteResponse(note=await self.handlers.order_note(request.store_hash, lines))
+
+    async def RenderOrderNotes(self, request: pb.RenderOrderNotesRequest, context: Any
+                               ) -> pb.RenderOrderNotesResponse:
+        if len(request.orders) > MAX_NOTES_PER_CALL:
+            raise ValidationFailed("too many orders", errors=[
+                {"field": "orders", "reason": "too_many", "max_items": MAX_NOTES_PER_CALL}])
+        orders = [[domain.OrderNoteLine(line.name, line.sku, line.backordered_qty) for line in order.lines]
+                  for order in request.orders]
+        return pb.RenderOrderNotesResponse(notes=await self.handlers.order_notes(request.store_hash, orders))
 
 
 def _check_product_ids(product_ids: Any) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from backorder.catalog.v1 import catalog_pb2
 from backorder.inventory.v1 import inventory_pb2, report_pb2
 
 from services.catalog_sync import domain
+from services.common.bus import IncomingMessage
 
 
 async def first_product(platform, **filters) -> dict:
@@ -74,3 +77,44 @@ async def test_assigned_product_order_writes_report_row_and_staff_note(platform)
     got = await platform.inventory.GetProduct(inventory_pb2.GetProductRequest(
         store_hash=platform.store_hash, product_id=product["id"]))
     assert got.product.stock == -2
+
+
+async def test_a_batch_of_new_orders_reads_them_through_one_orders_list_request(platform):
+    """catalog_sync's batch path: nearby new orders are read with one GET /v2/orders
+    (min_id/max_id) instead of one GET each; each order is applied and noted once."""
+    product = await first_product(platform)
+    await platform.assign(product["id"], stock=0, threshold=None)
+
+    async def tracking_off():
+        return (await platform.bc_product(product["id"]))["inventory_tracking"] == "none"
+
+    await platform.wait_for(tracking_off, message="tracking switched off on BigCommerce")
+    # Hold the store's deliveries back: the test hands the webhooks to catalog_sync itself.
+    await platform.call(platform.store.set_webhook_time_scale, 100000)
+    await platform.call(platform.store.fail_next, 100, 503, "deliveries")
+    order_ids = [await platform.create_order([(product["id"], n)]) for n in (1, 2, 3, 4)]
+
+    async def queued():
+        found = await platform.call(platform.store.deliveries, scope="store/order/created")
+        return [d for d in found if d["payload"]["data"]["id"] in order_ids]
+
+    deliveries = await platform.wait_for(lambda: _at_least(queued, 4), message="deliveries queued")
+    messages = [IncomingMessage("bc.webhooks", json.dumps(d["payload"]).encode(), d["payload"]["hash"], 1)
+                for d in deliveries[:4]]
+    await platform.call(platform.store.reset_stats)
+    outcomes = await platform.catalog_app.handle_webhooks(messages)
+    assert outcomes == [None] * 4
+    served = (await platform.call(platform.store.stats))["requests_served"]
+    # 1 orders list + 4 order-products reads + 4 staff-notes PUTs (12 with a GET per order).
+    assert served == 9, served
+    got = await platform.inventory.GetProduct(inventory_pb2.GetProductRequest(
+        store_hash=platform.store_hash, product_id=product["id"]))
+    assert got.product.stock == -10
+    for order_id in order_ids:
+        order = (await platform.call(platform.store.api, "GET", f"/v2/orders/{order_id}")).json()
+        assert order["staff_notes"].count("Backorder") == 1
+
+
+async def _at_least(query, count: int):
+    found = await query()
+    return found if len(found) >= count else None

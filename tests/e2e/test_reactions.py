@@ -12,7 +12,9 @@ from backorder.inventory.v1 import inventory_pb2
 from sqlalchemy import select
 
 from services.catalog_sync import domain
+from services.catalog_sync.consumers import WEBHOOKS_DURABLE
 from services.catalog_sync.tables import inbox
+from services.common.bus import STREAM_WEBHOOKS
 
 
 async def tracked_simple_product(platform, skip: int = 0) -> dict:
@@ -194,6 +196,12 @@ async def test_replayed_order_delivery_is_applied_once(platform):
         return [d for d in found if d["payload"]["data"]["id"] == order_id and d["status"] == "delivered"]
 
     original = (await platform.wait_for(delivered, message="order delivery"))[0]
+
+    async def applied():
+        return (await inventory_product(platform, product["id"])).stock == 6
+
+    # "delivered" means the gateway published it; catalog_sync applies it afterwards.
+    await platform.wait_for(applied, message="order applied")
     for _ in range(3):
         await platform.call(platform.store.replay, original["id"])
 
@@ -202,8 +210,18 @@ async def test_replayed_order_delivery_is_applied_once(platform):
         return len([d for d in found if d.get("replay_of") == original["id"] and d["status"] == "delivered"]) == 3
 
     await platform.wait_for(replays_delivered, message="replays delivered")
+    js = platform.stack.runners["catalog_sync"].bus.js
+
+    async def webhooks_settled():
+        info = await js.consumer_info(STREAM_WEBHOOKS, WEBHOOKS_DURABLE)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await platform.wait_for(webhooks_settled, message="catalog_sync idle")
     got = await inventory_product(platform, product["id"])
     assert got.stock == 6
+    ledger = await platform.inventory.ListLedger(inventory_pb2.ListLedgerRequest(
+        store_hash=platform.store_hash, product_id=product["id"], limit=50))
+    assert [e.order_id for e in ledger.entries if e.order_id] == [str(order_id)]
 
 
 async def test_write_backs_survive_bigcommerce_errors(platform):

@@ -294,3 +294,13 @@ def serve_asgi() -> Iterator[Callable[[Any], str]]:
     yield serve
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def close_bigcommerce_http_pool() -> Any:
+    """The suite shares one event loop: close the process's BigCommerce HTTP pool once at
+    the end (services close it when they stop; tests that call the client directly don't)."""
+    yield
+    from services.common.bigcommerce import close_shared_http_client
+
+    await close_shared_http_client()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import nats
 from backorder.billing.v1 import billing_pb2
 from backorder.catalog.v1 import catalog_pb2
 from backorder.inventory.v1 import inventory_pb2, report_pb2, token_pb2
 from backorder.storefront.v1 import storefront_pb2
+from nats.js.api import KeyValueConfig, StorageType
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -53,6 +57,9 @@ CATALOG_PARALLEL_CHUNKS = 4
 IMPORT_SYNC_WAIT_S = 25.0
 IMPORT_RPC_TIMEOUT_S = 120.0
 IMPORT_JOB_TTL_S = 3600.0
+IMPORT_JOBS_BUCKET = "backorder_import_jobs"
+IMPORT_JOB_PUBLISH_S = 0.5
+KV_KEY = re.compile(r"[0-9a-f]{32}")  # an import id as create_import makes it (uuid4().hex)
 # The catalog data of a preview serves the apply of the same rows for this long.
 PREVIEW_CACHE_TTL_S = 300.0
 PREVIEW_CACHE_ENTRIES = 4
@@ -692,15 +699,63 @@ class ImportJob:
 
 
 class ImportJobs:
-    """Import jobs of this gateway process (in memory, kept an hour: a job is a request's progress).
+    """Import jobs: run by the gateway process that received the file, readable from every one.
+
+    A job runs in the process that took the upload; while it runs, that process writes its
+    state (the JSON the API returns) to the JetStream key-value bucket `backorder_import_jobs`
+    every IMPORT_JOB_PUBLISH_S and once it is done, under `<store_hash>.<job id>` (kept an
+    hour). Polls that a load balancer sends to another gateway pod read it from there. Without
+    a bucket (unit tests) jobs are only local.
 
     Also keeps the catalog data a preview (dry run) read, for the apply of the same rows that
     usually follows, so the apply does not read 100,000 products again. Few entries, short TTL.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kv: Any = None) -> None:
         self._jobs: dict[str, ImportJob] = {}
         self._previewed: dict[tuple[str, str], tuple[float, dict[int, catalog_pb2.Product]]] = {}
+        self._kv = kv
+        self._publishers: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(cls, bus: Any) -> ImportJobs:
+        """Jobs shared through the bus's key-value bucket (created on first use)."""
+        try:
+            kv = await bus.js.key_value(IMPORT_JOBS_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            kv = await bus.js.create_key_value(KeyValueConfig(
+                bucket=IMPORT_JOBS_BUCKET, history=1, ttl=IMPORT_JOB_TTL_S, storage=StorageType.FILE,
+                replicas=bus.replicas, description="admin import jobs' progress, shared by the gateway pods"))
+        return cls(kv)
+
+    @staticmethod
+    def _key(store_hash: str, job_id: str) -> str:
+        return f"{store_hash}.{job_id}"
+
+    def track(self, job: ImportJob) -> None:
+        """Publish the job's state while its task runs, and once it ended."""
+        if self._kv is None or job.task is None:
+            return
+        publisher = asyncio.create_task(self._publish_while_running(job))
+        self._publishers.add(publisher)
+        publisher.add_done_callback(self._publishers.discard)
+
+    async def _publish_while_running(self, job: ImportJob) -> None:
+        assert job.task is not None
+        while True:
+            done = job.task.done()
+            try:
+                await self._kv.put(self._key(job.store_hash, job.id), json.dumps(job.to_json()).encode())
+            except Exception as exc:  # noqa: BLE001 - best effort: this pod still answers for the job
+                log.warning("import %s: could not share its progress: %s", job.id, exc)
+            if done:
+                return
+            await asyncio.wait({job.task}, timeout=IMPORT_JOB_PUBLISH_S)
+
+    async def close(self) -> None:
+        for publisher in list(self._publishers):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(publisher, 5.0)
 
     def remember_catalog(self, store_hash: str, ids_digest: str, catalog: dict[int, catalog_pb2.Product]) -> None:
         now = time.monotonic()
@@ -723,10 +778,25 @@ class ImportJobs:
         return [j for j in self._jobs.values() if j.task is not None and not j.task.done()]
 
     def get(self, store_hash: str, job_id: str) -> ImportJob:
+        """A job of this process."""
         job = self._jobs.get(job_id)
         if job is None or job.store_hash != store_hash:
             raise NotFound("no such import", details={"import_id": job_id})
         return job
+
+    async def get_json(self, store_hash: str, job_id: str) -> dict[str, Any]:
+        """A job's state as the API returns it, from this process or from the bucket."""
+        job = self._jobs.get(job_id)
+        if job is not None and job.store_hash == store_hash:
+            return job.to_json()
+        if self._kv is not None and KV_KEY.fullmatch(job_id):
+            try:
+                entry = await self._kv.get(self._key(store_hash, job_id))
+            except nats.js.errors.KeyNotFoundError:
+                entry = None
+            if entry is not None and entry.value:
+                return dict(json.loads(entry.value))
+        raise NotFound("no such import", details={"import_id": job_id})
 
 
 def parse_overwrite(raw: str | None) -> list[str]:
@@ -873,6 +943,7 @@ async def create_import(request: Request, principal: Principal) -> Response:
                     file_name=upload.filename or "import.csv")
     request.app.state.import_jobs.add(job)
     job.task = asyncio.create_task(run_import(request, principal, job, upload.file))
+    request.app.state.import_jobs.track(job)
     try:
         await asyncio.wait_for(asyncio.shield(job.task), IMPORT_SYNC_WAIT_S)
     except TimeoutError:
@@ -881,13 +952,13 @@ async def create_import(request: Request, principal: Principal) -> Response:
 
 
 async def get_import(request: Request, principal: Principal) -> Response:
-    return ok(request.app.state.import_jobs.get(principal.store_hash, request.path_params["import_id"]).to_json())
+    return ok(await request.app.state.import_jobs.get_json(principal.store_hash, request.path_params["import_id"]))
 
 
 async def import_errors_csv(request: Request, principal: Principal) -> Response:
-    job = request.app.state.import_jobs.get(principal.store_hash, request.path_params["import_id"])
-    return Response("\ufeff" + csv_format.error_report_csv(job.errors), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="import-errors-{job.id[:8]}.csv"'})
+    job = await request.app.state.import_jobs.get_json(principal.store_hash, request.path_params["import_id"])
+    return Response("\ufeff" + csv_format.error_report_csv(job["errors"]), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="import-errors-{job["id"][:8]}.csv"'})
 
 
 async def import_template(request: Request, principal: Principal) -> Response:
@@ -1073,7 +1144,7 @@ async def revoke_token(request: Request, principal: Principal) -> Response:
 # ---------------------------------------------------------------- wiring
 
 async def startup(app: Any) -> None:
-    app.state.import_jobs = ImportJobs()
+    app.state.import_jobs = await ImportJobs.open(app.state.bus)
     app.state.removed_users = getattr(app.state, "removed_users", None) or RemovedUsers()
     app.state.token_cache = TokenCache(grpc_token_verifier(lambda: app.state.backends.tokens))
 
@@ -1081,7 +1152,13 @@ async def startup(app: Any) -> None:
 async def shutdown(app: Any) -> None:
     for job in app.state.import_jobs.running():
         assert job.task is not None
+        # Said before the cancel, so the state other pods read is not left at "applying".
+        job.status = "failed"
+        job.message = ("the import was interrupted by a gateway restart; check the products and import "
+                       "the file again if needed (applying the same rows twice changes nothing)")
+        job.errors = [{"row": 0, "column": "", "code": "interrupted", "message": job.message}]
         job.task.cancel()
+    await app.state.import_jobs.close()
 
 
 P = "/api/v1"

@@ -208,7 +208,9 @@ async def test_a_failed_attempt_is_retried_and_applied_once(database_url, bus):
     await db.dispose()
 
 
-async def test_nats_restarted_under_a_stream_of_events_loses_and_doubles_nothing(pg_database_url, own_nats_server):
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+async def test_nats_restarted_under_a_stream_of_events_loses_and_doubles_nothing(pg_database_url, own_nats_server,
+                                                                                 batched):
     db = await make_database(pg_database_url())
     bus = EventBus(own_nats_server.url, "test-restart")
     await bus.connect()
@@ -216,7 +218,8 @@ async def test_nats_restarted_under_a_stream_of_events_loses_and_doubles_nothing
     store = new_store()
     relay = OutboxRelay(db, bus, outbox, "test", poll_interval_s=0.05)
     consumer = Consumer(ConsumerSpec(durable=f"test-{store}", stream=STREAM_EVENTS, subjects=[f"backorder.{store}.>"],
-                                     handler=record, backoff_base_s=0.05), bus, db, inbox)
+                                     handler=record, batch_handler=record_batch if batched else None,
+                                     backoff_base_s=0.05), bus, db, inbox)
     relay_task = asyncio.create_task(relay.run())
     consumer_task = asyncio.create_task(consumer.run())
     total = 300
@@ -243,4 +246,186 @@ async def test_nats_restarted_under_a_stream_of_events_loses_and_doubles_nothing
     async with db.read() as conn:
         values = [row.value for row in await conn.execute(select(applied.c.value))]
     assert sorted(values, key=int) == [str(n) for n in range(total)]
+    await db.dispose()
+
+
+# ---------------------------------------------------------------- batch mode
+
+async def record_batch(uow: UnitOfWork, messages: list[IncomingMessage]) -> None:
+    for message in messages:
+        await record(uow, message)
+
+
+async def publish_values(bus: EventBus, store: str, values: list[str]) -> list[str]:
+    ids = []
+    for value in values:
+        envelope = build_envelope(store, "test", "thing.done", wrappers_pb2.StringValue(value=value))
+        await bus.publish(event_subject(store, "test", "thing.done"), envelope.SerializeToString(), envelope.event_id)
+        ids.append(envelope.event_id)
+    return ids
+
+
+async def run_until(consumer: Consumer, condition) -> None:
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_until(condition)
+    finally:
+        await consumer.drain()
+        task.cancel()
+
+
+async def applied_values(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return sorted(row.value for row in await conn.execute(select(applied.c.value)))
+
+
+async def test_a_batch_handler_applies_a_fetch_in_one_transaction_and_each_message_once(database_url, bus):
+    db = await make_database(database_url())
+    store = new_store()
+    values = [f"v{n:03d}" for n in range(120)]
+    ids = await publish_values(bus, store, values)
+    # One event again under a new stream message (past JetStream's window): the inbox drops it.
+    again = build_envelope(store, "test", "thing.done", wrappers_pb2.StringValue(value="v000"), event_id=ids[0])
+    await bus.publish(event_subject(store, "test", "thing.done"), again.SerializeToString(), ids[0] + "-again")
+    batch_sizes: list[int] = []
+
+    async def handler(uow: UnitOfWork, messages: list[IncomingMessage]) -> None:
+        batch_sizes.append(len(messages))
+        await record_batch(uow, messages)
+
+    consumer = Consumer(ConsumerSpec(durable=f"test-{store}", stream=STREAM_EVENTS, subjects=[f"backorder.{store}.>"],
+                                     handler=record, batch_handler=handler, batch=64, concurrency=128), bus, db, inbox)
+
+    async def all_acked() -> bool:
+        try:
+            info = await bus.js.consumer_info(STREAM_EVENTS, f"test-{store}")
+        except nats.js.errors.NotFoundError:
+            return False
+        return info.num_ack_pending == 0 and info.num_pending == 0 and info.ack_floor.consumer_seq >= 121
+
+    await run_until(consumer, all_acked)
+    assert await applied_values(db) == values
+    assert max(batch_sizes) > 1, batch_sizes  # fetched messages were handled together
+    assert sum(batch_sizes) == 120
+    await db.dispose()
+
+
+async def test_a_failing_message_fails_alone_in_batch_mode(database_url, bus):
+    """The batch's transaction fails on one message: the others are applied one by one, the
+    poison one is terminated, the flaky one is retried and applied once."""
+    from services.common.bus import PermanentError
+
+    db = await make_database(database_url())
+    store = new_store()
+    values = [f"v{n:02d}" for n in range(30)]
+    values[7], values[19] = "poison", "flaky"
+    await publish_values(bus, store, values)
+    flaky_attempts: list[int] = []
+
+    async def handler(uow: UnitOfWork, messages: list[IncomingMessage]) -> None:
+        for message in messages:
+            value = message.unpack(wrappers_pb2.StringValue).value
+            await record(uow, message)  # written first: a failure must roll it back
+            if value == "poison":
+                raise PermanentError("cannot be handled")
+            if value == "flaky":
+                flaky_attempts.append(message.num_delivered)
+                if message.num_delivered == 1:
+                    raise ConnectionError("peer down")
+
+    consumer = Consumer(ConsumerSpec(durable=f"test-{store}", stream=STREAM_EVENTS, subjects=[f"backorder.{store}.>"],
+                                     batch_handler=handler, batch=64, concurrency=64, backoff_base_s=0.05),
+                        bus, db, inbox)
+
+    async def settled() -> bool:
+        return len(await applied_values(db)) == 29
+
+    await run_until(consumer, settled)
+    assert await applied_values(db) == sorted(v for v in values if v != "poison")
+    assert flaky_attempts[-1] == 2 and flaky_attempts.count(2) == 1
+    await db.dispose()
+
+
+async def test_a_batch_effect_settles_each_message_by_its_own_outcome(database_url, bus):
+    from services.common.bus import TransientError
+
+    db = await make_database(database_url())
+    store = new_store()
+    values = [f"v{n:02d}" for n in range(40)]
+    await publish_values(bus, store, values)
+    effects: list[str] = []
+    refused_once: set[str] = set()
+
+    async def effect(messages: list[IncomingMessage]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for message in messages:
+            value = message.unpack(wrappers_pb2.StringValue).value
+            if value.endswith("3") and value not in refused_once:
+                refused_once.add(value)
+                outcomes.append(TransientError("try later"))
+                continue
+            effects.append(value)
+            outcomes.append(None)
+        return outcomes
+
+    consumer = Consumer(ConsumerSpec(durable=f"test-{store}", stream=STREAM_EVENTS, subjects=[f"backorder.{store}.>"],
+                                     batch_effect=effect, batch=64, concurrency=64, backoff_base_s=0.05),
+                        bus, db, inbox)
+
+    async def all_done() -> bool:
+        async with db.read() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(inbox)) or 0) == 40
+
+    await run_until(consumer, all_done)
+    assert sorted(effects) == values  # every effect once: the refused ones on their second delivery
+    assert refused_once == {v for v in values if v.endswith("3")}
+    await db.dispose()
+
+
+async def test_a_slow_batch_keeps_its_messages_from_being_redelivered(database_url, bus):
+    """One message holds its batch for longer than AckWait: the consumer reports the whole
+    batch in progress, so JetStream redelivers none of them and each effect runs once."""
+    db = await make_database(database_url())
+    store = new_store()
+    values = [f"v{n}" for n in range(5)]
+    await publish_values(bus, store, values)
+    release = asyncio.Event()
+    effects: list[str] = []
+
+    async def effect(messages: list[IncomingMessage]) -> list[BaseException | None]:
+        effects.extend(m.unpack(wrappers_pb2.StringValue).value for m in messages)
+        await release.wait()
+        return [None] * len(messages)
+
+    ack_wait_s = 1.0
+    consumer = Consumer(ConsumerSpec(durable=f"test-{store}", stream=STREAM_EVENTS, subjects=[f"backorder.{store}.>"],
+                                     batch_effect=effect, batch=16, concurrency=16, ack_wait_s=ack_wait_s),
+                        bus, db, inbox)
+    task = asyncio.create_task(consumer.run())
+    loop = asyncio.get_running_loop()
+    try:
+        await wait_until(lambda: len(effects) == 5)
+        held_since = loop.time()
+        # AckWait is a clock: hold the batch for three of them, watching for redeliveries.
+        redelivered = 0
+
+        async def held_long_enough() -> bool:
+            nonlocal redelivered
+            info = await bus.js.consumer_info(STREAM_EVENTS, f"test-{store}")
+            redelivered = max(redelivered, info.num_redelivered)
+            return loop.time() - held_since > 3 * ack_wait_s
+
+        await wait_until(held_long_enough, 10)
+        assert redelivered == 0
+        release.set()
+
+        async def all_acked() -> bool:
+            info = await bus.js.consumer_info(STREAM_EVENTS, f"test-{store}")
+            return info.num_ack_pending == 0 and info.ack_floor.consumer_seq >= 5
+        await wait_until(all_acked)
+    finally:
+        release.set()
+        await consumer.drain()
+        task.cancel()
+    assert sorted(effects) == values
     await db.dispose()

@@ -164,6 +164,43 @@ async def test_order_replay_with_other_quantity_is_already_exists(database_url, 
     assert (await inv.product(store_hash, 1)).stock == 2
 
 
+async def test_apply_orders_answers_each_order_on_its_own(database_url, start_inventory, fake_billing):
+    inv = await start_inventory(database_url())
+    store_hash = store()
+    fake_billing[0].plans[store_hash] = ("pro", 50)
+    await inv.assign(store_hash, {"product_id": 1, "stock": 2, "threshold": 10})
+
+    def order(order_id, quantity):
+        return inventory_pb2.ApplyOrderRequest(store_hash=store_hash, order_id=order_id, lines=[
+            inventory_pb2.OrderLine(line_id="1", product_id=1, quantity=quantity)])
+
+    await inv.inventory.ApplyOrder(order("50", 1))
+    reply = await inv.inventory.ApplyOrders(inventory_pb2.ApplyOrdersRequest(orders=[
+        order("51", 2),  # applied: 1 from stock, 1 backordered
+        order("52", 0),  # invalid
+        order("50", 1),  # replayed: the first result again
+        order("50", 4),  # the same line with another quantity: a conflict
+        order("53", 1),  # applied after 51 in the same batch or the next one
+    ]))
+    kinds = [o.WhichOneof("outcome") for o in reply.outcomes]
+    assert kinds == ["applied", "error", "applied", "error", "applied"]
+    invalid, conflict = reply.outcomes[1].error, reply.outcomes[3].error
+    assert (invalid.grpc_code, invalid.code) == (grpc.StatusCode.INVALID_ARGUMENT.value[0], "validation_failed")
+    assert "quantity" in json.loads(invalid.details_json)["errors"][0]["field"]
+    assert conflict.grpc_code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+    assert reply.outcomes[2].applied.lines[0].replayed
+    applied = sorted((o.applied.order_id, o.applied.lines[0].stock_before, o.applied.lines[0].stock_after)
+                     for o in (reply.outcomes[0], reply.outcomes[4]))
+    # 51 and 53 both applied once, one after the other, whichever went first.
+    assert {applied[0][1:], applied[1][1:]} in ({(1, -1), (-1, -2)}, {(1, 0), (0, -2)})
+    assert (await inv.product(store_hash, 1)).stock == -2
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await inv.inventory.ApplyOrders(inventory_pb2.ApplyOrdersRequest(orders=[order(str(n), 1)
+                                                                                 for n in range(501)]))
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await inv.product(store_hash, 1)).stock == -2
+
+
 async def test_returned_lines_come_back_once_and_leave_the_report(database_url, start_inventory, fake_billing):
     inv = await start_inventory(database_url())
     store_hash = store()

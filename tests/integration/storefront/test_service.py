@@ -204,6 +204,16 @@ async def test_cart_check_and_order_note(service, bus) -> None:
         pb.OrderNoteLine(name="Mug", sku="M", backordered_qty=2),
         pb.OrderNoteLine(name="Cup", sku="C", backordered_qty=0)]))).note
     assert note.splitlines() == ["Backorder: 2 unit(s) in this order ship when back in stock.", "Mug: 2"]
+    notes = (await stub.RenderOrderNotes(pb.RenderOrderNotesRequest(store_hash=store, orders=[
+        pb.OrderNoteLines(lines=[pb.OrderNoteLine(name="Cup", sku="C", backordered_qty=3)]),
+        pb.OrderNoteLines(lines=[pb.OrderNoteLine(name="Cup", sku="C", backordered_qty=0)]),
+        pb.OrderNoteLines(lines=[pb.OrderNoteLine(name="Mug", sku="M", backordered_qty=2)])]))).notes
+    assert [n.splitlines()[1:] for n in notes] == [["Cup: 3"], [], ["Mug: 2"]]
+    assert notes[1] == ""
+    with pytest.raises(grpc.RpcError) as too_many:
+        await stub.RenderOrderNotes(pb.RenderOrderNotesRequest(store_hash=store, orders=[
+            pb.OrderNoteLines() for _ in range(1001)]))
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_list_themes(service) -> None:

@@ -203,3 +203,22 @@ def test_any_delivery_order_ends_with_the_newest_events_effects(order, kinds):
     if last_assignment:
         expected = "none" if last_assignment[-1] == "product.assigned" else "product"
         assert shuffled.get("inventory_tracking") == in_order.get("inventory_tracking") == expected
+
+
+def test_id_runs_groups_dense_ids_within_a_page():
+    assert domain.id_runs([1, 2, 3, 5, 40, 41, 300], span=250) == [(1, 5), (40, 41)]
+    assert domain.id_runs([7], span=250) == []  # alone: read by itself
+    assert domain.id_runs([1, 2, 251, 252], span=250) == [(1, 2), (251, 252)]
+    assert domain.id_runs(list(range(1, 600)), span=250) == [(1, 250), (251, 500), (501, 599)]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5000), unique=True, max_size=200))
+def test_id_runs_cover_only_given_ids_densely(ids):
+    ids = sorted(ids)
+    runs = domain.id_runs(ids, span=250, max_gap=8)
+    covered = [i for i in ids if any(first <= i <= last for first, last in runs)]
+    for first, last in runs:
+        inside = [i for i in ids if first <= i <= last]
+        assert first in ids and last in ids and last - first < 250 and len(inside) >= 2
+        assert all(b - a <= 8 for a, b in zip(inside, inside[1:], strict=False))
+    assert len(covered) == sum(len([i for i in ids if f <= i <= la]) for f, la in runs)  # runs do not overlap

@@ -755,6 +755,107 @@ class ApplyOrderResponse(_message.Message):
 Global___ApplyOrderResponse: _TypeAlias = ApplyOrderResponse  # noqa: Y015
 
 @_typing.final
+class ApplyOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplyOrderRequest]: ...
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[Global___ApplyOrderRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyOrdersRequest: _TypeAlias = ApplyOrdersRequest  # noqa: Y015
+
+@_typing.final
+class OrderError(_message.Message):
+    """Why one order of ApplyOrders was not applied: the error ApplyOrder would have answered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRPC_CODE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DETAILS_JSON_FIELD_NUMBER: _builtins.int
+    grpc_code: _builtins.int
+    """Its gRPC status code (google.rpc.Code numbering, e.g. 3 = INVALID_ARGUMENT)."""
+    code: _builtins.str
+    """The stable domain code, e.g. "validation_failed", "idempotency_conflict"."""
+    message: _builtins.str
+    details_json: _builtins.str
+    """The error's details (fields, items) as JSON, as in a single call's error metadata."""
+    def __init__(
+        self,
+        *,
+        grpc_code: _builtins.int = ...,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+        details_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details_json", b"details_json", "grpc_code", b"grpc_code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderError: _TypeAlias = OrderError  # noqa: Y015
+
+@_typing.final
+class ApplyOrderOutcome(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def applied(self) -> Global___ApplyOrderResponse: ...
+    @_builtins.property
+    def error(self) -> Global___OrderError: ...
+    def __init__(
+        self,
+        *,
+        applied: Global___ApplyOrderResponse | None = ...,
+        error: Global___OrderError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["applied", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ApplyOrderOutcome: _TypeAlias = ApplyOrderOutcome  # noqa: Y015
+
+@_typing.final
+class ApplyOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplyOrderOutcome]:
+        """One per order of the request, in its order."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___ApplyOrderOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyOrdersResponse: _TypeAlias = ApplyOrdersResponse  # noqa: Y015
+
+@_typing.final
 class ReturnOrderLinesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -67,6 +67,11 @@ class InventoryServiceStub:
                 request_serializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrderRequest.SerializeToString,
                 response_deserializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrderResponse.FromString,
                 _registered_method=True)
+        self.ApplyOrders = channel.unary_unary(
+                '/backorder.inventory.v1.InventoryService/ApplyOrders',
+                request_serializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrdersRequest.SerializeToString,
+                response_deserializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrdersResponse.FromString,
+                _registered_method=True)
         self.ReturnOrderLines = channel.unary_unary(
                 '/backorder.inventory.v1.InventoryService/ReturnOrderLines',
                 request_serializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ReturnOrderLinesRequest.SerializeToString,
@@ -153,6 +158,15 @@ class InventoryServiceServicer:
 
     def ApplyOrder(self, request, context):
         """Apply an order's lines once per (order_id, line_id); lines of unassigned products are ignored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyOrders(self, request, context):
+        """Several orders in one call (up to 500), each applied exactly as by ApplyOrder and
+        answered on its own: an order that fails (invalid, idempotency conflict) fails alone.
+        catalog_sync sends the new orders of one webhook batch together.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,6 +259,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.ApplyOrder,
                     request_deserializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrderRequest.FromString,
                     response_serializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrderResponse.SerializeToString,
+            ),
+            'ApplyOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyOrders,
+                    request_deserializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrdersRequest.FromString,
+                    response_serializer=backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrdersResponse.SerializeToString,
             ),
             'ReturnOrderLines': grpc.unary_unary_rpc_method_handler(
                     servicer.ReturnOrderLines,
@@ -452,6 +471,33 @@ class InventoryService:
             '/backorder.inventory.v1.InventoryService/ApplyOrder',
             backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrderRequest.SerializeToString,
             backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.inventory.v1.InventoryService/ApplyOrders',
+            backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrdersRequest.SerializeToString,
+            backorder_dot_inventory_dot_v1_dot_inventory__pb2.ApplyOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

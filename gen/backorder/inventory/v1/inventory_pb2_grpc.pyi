@@ -50,6 +50,11 @@ class InventoryServiceStub:
     """Assigned products: search on name/SKU, status filter, pagination."""
     ApplyOrder: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ApplyOrderRequest, _inventory_pb2.ApplyOrderResponse]
     """Apply an order's lines once per (order_id, line_id); lines of unassigned products are ignored."""
+    ApplyOrders: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ApplyOrdersRequest, _inventory_pb2.ApplyOrdersResponse]
+    """Several orders in one call (up to 500), each applied exactly as by ApplyOrder and
+    answered on its own: an order that fails (invalid, idempotency conflict) fails alone.
+    catalog_sync sends the new orders of one webhook batch together.
+    """
     ReturnOrderLines: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReturnOrderLinesRequest, _inventory_pb2.ReturnOrderLinesResponse]
     """Return the applied lines of a cancelled/refunded order once."""
     SetStock: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.SetStockRequest, _inventory_pb2.SetStockResponse]
@@ -88,6 +93,11 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Assigned products: search on name/SKU, status filter, pagination."""
     ApplyOrder: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ApplyOrderRequest, _inventory_pb2.ApplyOrderResponse]  # type: ignore[assignment]
     """Apply an order's lines once per (order_id, line_id); lines of unassigned products are ignored."""
+    ApplyOrders: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ApplyOrdersRequest, _inventory_pb2.ApplyOrdersResponse]  # type: ignore[assignment]
+    """Several orders in one call (up to 500), each applied exactly as by ApplyOrder and
+    answered on its own: an order that fails (invalid, idempotency conflict) fails alone.
+    catalog_sync sends the new orders of one webhook batch together.
+    """
     ReturnOrderLines: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReturnOrderLinesRequest, _inventory_pb2.ReturnOrderLinesResponse]  # type: ignore[assignment]
     """Return the applied lines of a cancelled/refunded order once."""
     SetStock: _aio.UnaryUnaryMultiCallable[_inventory_pb2.SetStockRequest, _inventory_pb2.SetStockResponse]  # type: ignore[assignment]
@@ -159,6 +169,17 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.ApplyOrderResponse, _abc.Awaitable[_inventory_pb2.ApplyOrderResponse]]:
         """Apply an order's lines once per (order_id, line_id); lines of unassigned products are ignored."""
+
+    @_abc_1.abstractmethod
+    def ApplyOrders(
+        self,
+        request: _inventory_pb2.ApplyOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.ApplyOrdersResponse, _abc.Awaitable[_inventory_pb2.ApplyOrdersResponse]]:
+        """Several orders in one call (up to 500), each applied exactly as by ApplyOrder and
+        answered on its own: an order that fails (invalid, idempotency conflict) fails alone.
+        catalog_sync sends the new orders of one webhook batch together.
+        """
 
     @_abc_1.abstractmethod
     def ReturnOrderLines(

@@ -904,3 +904,70 @@ class RenderOrderNoteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RenderOrderNoteResponse: _TypeAlias = RenderOrderNoteResponse  # noqa: Y015
+
+@_typing.final
+class OrderNoteLines(_message.Message):
+    """The backordered lines of one order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderNoteLine]: ...
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___OrderNoteLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderNoteLines: _TypeAlias = OrderNoteLines  # noqa: Y015
+
+@_typing.final
+class RenderOrderNotesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_HASH_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    store_hash: _builtins.str
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderNoteLines]: ...
+    def __init__(
+        self,
+        *,
+        store_hash: _builtins.str = ...,
+        orders: _abc.Iterable[Global___OrderNoteLines] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders", "store_hash", b"store_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderOrderNotesRequest: _TypeAlias = RenderOrderNotesRequest  # noqa: Y015
+
+@_typing.final
+class RenderOrderNotesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One note per order of the request, in its order (as RenderOrderNoteResponse.note)."""
+
+    def __init__(
+        self,
+        *,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notes", b"notes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderOrderNotesResponse: _TypeAlias = RenderOrderNotesResponse  # noqa: Y015

@@ -73,6 +73,11 @@ class StorefrontServiceStub:
                 request_serializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNoteRequest.SerializeToString,
                 response_deserializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNoteResponse.FromString,
                 _registered_method=True)
+        self.RenderOrderNotes = channel.unary_unary(
+                '/backorder.storefront.v1.StorefrontService/RenderOrderNotes',
+                request_serializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNotesRequest.SerializeToString,
+                response_deserializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNotesResponse.FromString,
+                _registered_method=True)
 
 
 class StorefrontServiceServicer:
@@ -134,6 +139,14 @@ class StorefrontServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenderOrderNotes(self, request, context):
+        """The notes of several orders of one store in one call (up to 1,000 orders), in the
+        request's order; catalog_sync sends the orders of one webhook batch together.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorefrontServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +184,11 @@ def add_StorefrontServiceServicer_to_server(servicer, server):
                     servicer.RenderOrderNote,
                     request_deserializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNoteRequest.FromString,
                     response_serializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNoteResponse.SerializeToString,
+            ),
+            'RenderOrderNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderOrderNotes,
+                    request_deserializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNotesRequest.FromString,
+                    response_serializer=backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNotesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -366,6 +384,33 @@ class StorefrontService:
             '/backorder.storefront.v1.StorefrontService/RenderOrderNote',
             backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNoteRequest.SerializeToString,
             backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderOrderNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backorder.storefront.v1.StorefrontService/RenderOrderNotes',
+            backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNotesRequest.SerializeToString,
+            backorder_dot_storefront_dot_v1_dot_storefront__pb2.RenderOrderNotesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,10 @@ class StorefrontServiceStub:
     """Backordered quantity and over-threshold flag per cart line, and the cart alerts."""
     RenderOrderNote: _grpc.UnaryUnaryMultiCallable[_storefront_pb2.RenderOrderNoteRequest, _storefront_pb2.RenderOrderNoteResponse]
     """The order note (plain text) for an order's backordered lines; empty when none is backordered."""
+    RenderOrderNotes: _grpc.UnaryUnaryMultiCallable[_storefront_pb2.RenderOrderNotesRequest, _storefront_pb2.RenderOrderNotesResponse]
+    """The notes of several orders of one store in one call (up to 1,000 orders), in the
+    request's order; catalog_sync sends the orders of one webhook batch together.
+    """
 
 @_typing.type_check_only
 class StorefrontServiceAsyncStub(StorefrontServiceStub):
@@ -85,6 +89,10 @@ class StorefrontServiceAsyncStub(StorefrontServiceStub):
     """Backordered quantity and over-threshold flag per cart line, and the cart alerts."""
     RenderOrderNote: _aio.UnaryUnaryMultiCallable[_storefront_pb2.RenderOrderNoteRequest, _storefront_pb2.RenderOrderNoteResponse]  # type: ignore[assignment]
     """The order note (plain text) for an order's backordered lines; empty when none is backordered."""
+    RenderOrderNotes: _aio.UnaryUnaryMultiCallable[_storefront_pb2.RenderOrderNotesRequest, _storefront_pb2.RenderOrderNotesResponse]  # type: ignore[assignment]
+    """The notes of several orders of one store in one call (up to 1,000 orders), in the
+    request's order; catalog_sync sends the orders of one webhook batch together.
+    """
 
 class StorefrontServiceServicer(metaclass=_abc_1.ABCMeta):
     """StorefrontService owns the storefront settings of each store and the theme collection,
@@ -153,5 +161,15 @@ class StorefrontServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_storefront_pb2.RenderOrderNoteResponse, _abc.Awaitable[_storefront_pb2.RenderOrderNoteResponse]]:
         """The order note (plain text) for an order's backordered lines; empty when none is backordered."""
+
+    @_abc_1.abstractmethod
+    def RenderOrderNotes(
+        self,
+        request: _storefront_pb2.RenderOrderNotesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storefront_pb2.RenderOrderNotesResponse, _abc.Awaitable[_storefront_pb2.RenderOrderNotesResponse]]:
+        """The notes of several orders of one store in one call (up to 1,000 orders), in the
+        request's order; catalog_sync sends the orders of one webhook batch together.
+        """
 
 def add_StorefrontServiceServicer_to_server(servicer: StorefrontServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
