@@ -71,6 +71,16 @@ class IdempotencyConflict(DomainError):
                          details={"idempotency_key": key, **details})
 
 
+class ImportAlreadyApplied(DomainError):
+    """An import id whose rows are already in the ledger (the same import sent again)."""
+
+    code = "already_exists"
+
+    def __init__(self, import_id: str) -> None:
+        super().__init__(f"import {import_id!r} was already applied; nothing was written again",
+                         details={"import_id": import_id})
+
+
 def field_error(item: int | None, field_name: str, reason: str, message: str, **extra: Any) -> dict[str, Any]:
     """One entry of ValidationFailed.details["errors"]."""
     error: dict[str, Any] = {"field": field_name, "reason": reason, "message": message, **extra}

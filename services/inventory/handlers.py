@@ -1061,7 +1061,16 @@ class InventoryHandlers:
                                      import_id=import_id)
             return ImportOutcome(len(rows), len(parsed.values), [], False)
 
-        return await self._run(body)
+        # One attempt: the store lock serialises imports and assigns, so a taken ledger key
+        # is not a race to retry but this import id applied before (a retried call).
+        try:
+            return await self._run(body, attempts=1)
+        except IntegrityError as exc:
+            async with self.db.read() as conn:
+                applied_before = await repository.ledger_key_prefix_used(conn, store_hash, f"import:{import_id}:")
+            if applied_before:
+                raise domain.ImportAlreadyApplied(import_id) from exc
+            raise
 
     # -- report
 

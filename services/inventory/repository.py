@@ -285,6 +285,13 @@ async def assigned_ids(conn: AsyncConnection, store_hash: str) -> set[int]:
     return {r.product_id for r in rows}
 
 
+async def ledger_key_prefix_used(conn: AsyncConnection, store_hash: str, prefix: str) -> bool:
+    """Whether any of the store's ledger entries has an idempotency key starting with `prefix`."""
+    found = await conn.execute(select(L.c.id).where(
+        L.c.store_hash == store_hash, L.c.idempotency_key.startswith(prefix, autoescape=True)).limit(1))
+    return found.first() is not None
+
+
 async def ledger_by_keys(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """Existing ledger rows for (store, idempotency_key) pairs."""
     wanted = sorted(set(keys))

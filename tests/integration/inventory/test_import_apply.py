@@ -181,9 +181,12 @@ async def test_import_writes_products_ledger_entries_and_events_row_by_row(datab
     assert [(t, state(m)) for t, m in events[13:]] == [
         ("stock.changed", (1, 0, 3, 3, 0, "", "backorder", "One", "S-1"))]
 
-    # The same import again: its keys are taken, so nothing is written a second time.
-    with pytest.raises(grpc.aio.AioRpcError):
+    # The same import again: its keys are taken, so nothing is written a second time, and the
+    # answer says so (ALREADY_EXISTS naming the import), not a retried internal error.
+    with pytest.raises(grpc.aio.AioRpcError) as again:
         await inv.inventory.ImportProducts(inventory_pb2.ImportProductsRequest(
             store_hash=store_hash, mode=inventory_pb2.IMPORT_MODE_UPDATE, rows=[row(2, 1, "0")],
             import_id="job-u", actor=ACTOR), timeout=30)
+    assert again.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "job-u" in again.value.details()
     assert await written(inv, store_hash) == (products, ledger, events)
