@@ -56,6 +56,8 @@ EVENTS_SUBJECTS = ["backorder.>"]
 WEBHOOK_SUBJECTS = ["bc.webhooks.>"]
 DUPLICATE_WINDOW_S = 120.0
 MSG_ID_HEADER = "Nats-Msg-Id"
+FETCH_WAIT_S = 1.0  # how long a consumer's fetch waits for messages
+FETCH_GIVE_UP_S = 10.0  # past this a fetch counts as stuck (see Consumer._fetch)
 
 OUTBOX_PUBLISHED = Counter("backorder_outbox_published_total", "Outbox events published", ["service"])
 OUTBOX_PENDING = Gauge("backorder_outbox_pending", "Outbox rows seen unpublished at the last relay pass", ["service"])
@@ -680,6 +682,24 @@ class Consumer:
             free += 1
         return free
 
+    async def _fetch(self, count: int) -> list[Msg]:
+        """The subscription's fetch (1 s wait) in its own task, bounded from outside: seen in
+        a kill-and-restart test, a fetch that outlived its timeout and then ignored the
+        consumer task's cancel, which left a stopping service waiting forever. Now a cancel
+        of the consumer takes effect at once, and a fetch stuck past FETCH_GIVE_UP_S counts
+        as empty (its task is cancelled; anything it still gets is redelivered after AckWait)."""
+        fetch = asyncio.ensure_future(self._subscription.fetch(batch=count, timeout=FETCH_WAIT_S))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fetch), FETCH_GIVE_UP_S)
+        except TimeoutError:
+            fetch.cancel()
+            if not self._stopping.is_set():
+                log.warning("consumer %s: a fetch outlived its timeout; fetching again", self.spec.durable)
+            return []
+        except asyncio.CancelledError:
+            fetch.cancel()
+            raise
+
     async def run(self) -> None:
         """Fetch only as many messages as there are free slots: a fetched message's AckWait
         runs from delivery, so messages queued here behind busy slots would be redelivered
@@ -688,7 +708,7 @@ class Consumer:
         while not self._stopping.is_set():
             free = await self._take_free_slots()
             try:
-                msgs = await self._subscription.fetch(batch=free, timeout=1.0)
+                msgs = await self._fetch(free)
             except (nats.errors.TimeoutError, TimeoutError):
                 msgs = []
             except asyncio.CancelledError:
