@@ -8,7 +8,8 @@ from backorder.catalog.v1 import catalog_pb2
 from backorder.inventory.v1 import inventory_pb2, report_pb2
 
 from services.catalog_sync import domain
-from services.common.bus import IncomingMessage
+from services.catalog_sync.consumers import WEBHOOKS_DURABLE
+from services.common.bus import STREAM_WEBHOOKS, IncomingMessage
 
 
 async def first_product(platform, **filters) -> dict:
@@ -101,6 +102,15 @@ async def test_a_batch_of_new_orders_reads_them_through_one_orders_list_request(
     deliveries = await platform.wait_for(lambda: _at_least(queued, 4), message="deliveries queued")
     messages = [IncomingMessage("bc.webhooks", json.dumps(d["payload"]).encode(), d["payload"]["hash"], 1)
                 for d in deliveries[:4]]
+    # The assign's write-back set off a store/product/updated delivery that catalog_sync
+    # answers with a GET: let it finish before counting requests.
+    js = platform.stack.runners["catalog_sync"].bus.js
+
+    async def webhooks_settled():
+        info = await js.consumer_info(STREAM_WEBHOOKS, WEBHOOKS_DURABLE)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await platform.wait_for(webhooks_settled, message="catalog_sync idle")
     await platform.call(platform.store.reset_stats)
     outcomes = await platform.catalog_app.handle_webhooks(messages)
     assert outcomes == [None] * 4
