@@ -169,6 +169,10 @@ def insecure_channel(address: str) -> grpc.aio.Channel:
             ("grpc.service_config", _RETRY_POLICY),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+            # Subchannels of its own: by default channels to one address share them, so a new
+            # channel to a restarted peer inherited the old connection's reconnect backoff
+            # and failed at once with UNAVAILABLE (seen in tests that restart a peer).
+            ("grpc.use_local_subchannel_pool", 1),
         ],
     )
 
