@@ -515,23 +515,11 @@ class Consumer:
             await msg.term()
             return
         try:
-            CONSUMED.labels(spec.durable, await self._apply(incoming)).inc()
-        except PermanentError as exc:
-            log.error("consumer %s: terminating message %s: %s", spec.durable, incoming.message_id, exc)
-            CONSUMED.labels(spec.durable, "poison").inc()
-            await msg.term()
+            outcome = await self._apply(incoming)
+        except Exception as exc:  # noqa: BLE001 - settled as a term (PermanentError) or a retry with backoff
+            await self._settle(msg, incoming, exc)
             return
-        except Exception as exc:  # noqa: BLE001 - anything else is retried with backoff
-            attempt = incoming.num_delivered
-            delay = min(spec.backoff_max_s, spec.backoff_base_s * 2 ** min(attempt - 1, 10))
-            level = logging.ERROR if attempt >= spec.max_deliver else logging.WARNING
-            log.log(level, "consumer %s: message %s failed (attempt %d): %r; retry in %.1fs",
-                    spec.durable, incoming.message_id, attempt, exc, delay)
-            CONSUMED.labels(spec.durable, "retry").inc()
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=delay)
-            return
-        await msg.ack()
+        await self._settle(msg, incoming, None, duplicate=outcome == "duplicate")
 
     async def _run_one(self, msg: Msg) -> None:
         try:
