@@ -29,17 +29,14 @@ EVENTS_DURABLE = "catalog_sync_inventory_events"
 INVENTORY_PRODUCT_SUBJECTS = ["backorder.*.inventory.product.>"]
 
 
-def webhook_spec(effect: Effect, concurrency: int, ack_wait_s: float,
-                 batch_effect: BatchEffect | None = None, batch: int = 64) -> ConsumerSpec:
-    """Batched when `batch_effect` is given: fetches of up to `batch` hooks, each handled
-    side by side and recorded in one inbox transaction, with `concurrency` hooks in flight
-    in all. Several smaller batches rather than one big one: a batch waits for its slowest
-    hook (a store BigCommerce throttles), and only that batch waits."""
-    return ConsumerSpec(WEBHOOKS_DURABLE, STREAM_WEBHOOKS, ["bc.webhooks.>"], effect=effect,
-                        batch_effect=batch_effect, decode=decode_raw,
-                        batch=max(1, min(batch, concurrency)) if batch_effect is not None else 256,
-                        concurrency=concurrency, ack_wait_s=ack_wait_s,
-                        backoff_base_s=0.5, backoff_max_s=60.0, max_deliver=100)
+def webhook_spec(batch_effect: BatchEffect, concurrency: int, ack_wait_s: float, batch: int = 64) -> ConsumerSpec:
+    """Fetches of up to `batch` hooks, each handled side by side and recorded in one inbox
+    transaction, with `concurrency` hooks in flight in all. Several smaller batches rather
+    than one big one: a batch waits for its slowest hook (a store BigCommerce throttles),
+    and only that batch waits."""
+    return ConsumerSpec(WEBHOOKS_DURABLE, STREAM_WEBHOOKS, ["bc.webhooks.>"], batch_effect=batch_effect,
+                        decode=decode_raw, batch=max(1, min(batch, concurrency)), concurrency=concurrency,
+                        ack_wait_s=ack_wait_s, backoff_base_s=0.5, backoff_max_s=60.0, max_deliver=100)
 
 
 def events_spec(effect: Effect, concurrency: int, ack_wait_s: float) -> ConsumerSpec:
@@ -51,8 +48,8 @@ def events_spec(effect: Effect, concurrency: int, ack_wait_s: float) -> Consumer
 def build_consumers(app: CatalogSync, bus: EventBus, db: Database) -> list[Consumer]:
     settings = app.settings
     return [
-        Consumer(webhook_spec(app.handle_webhook, settings.webhook_concurrency, settings.consumer_ack_wait_s,
-                              batch_effect=app.handle_webhooks, batch=settings.webhook_batch), bus, db, inbox),
+        Consumer(webhook_spec(app.handle_webhooks, settings.webhook_concurrency, settings.consumer_ack_wait_s,
+                              batch=settings.webhook_batch), bus, db, inbox),
         Consumer(events_spec(app.handle_inventory_event, settings.event_concurrency, settings.consumer_ack_wait_s),
                  bus, db, inbox),
     ]

@@ -89,17 +89,6 @@ class AppliedOrder:
     backordered: list[domain.NoteLine]
 
 
-async def _nothing() -> None:
-    return None
-
-
-async def _returning(value: Any) -> Any:
-    """`value` as an awaitable's result, re-raised when it is an exception."""
-    if isinstance(value, BaseException):
-        raise value
-    return value
-
-
 def _webhook_outcome(hook: domain.Webhook, result: Any) -> BaseException | None:
     """A reaction's result as the consumer's outcome: bad input and BigCommerce's refusals are
     permanent; a store uninstalled meanwhile drops the hook; anything else is retried."""
@@ -381,8 +370,10 @@ class CatalogSync:
     async def handle_webhooks(self, messages: list[IncomingMessage]) -> list[BaseException | None]:
         """The consumer's batch effect: one outcome per message (None = done; PermanentError
         = never retry; anything else = retry later). The batch's `store/order/created` hooks
-        go through the batched order path; every other hook runs on its own, all side by side."""
+        go through the batched order path; every other hook with a reaction runs on its own,
+        all side by side."""
         outcomes: list[BaseException | None] = [None] * len(messages)
+        handlers = self._webhook_handlers()
         orders: list[tuple[int, domain.Webhook]] = []
         others: list[tuple[int, domain.Webhook]] = []
         for index, message in enumerate(messages):
@@ -394,9 +385,11 @@ class CatalogSync:
             if not await self.is_installed(hook.store_hash):
                 log.info("dropping %s for store %s: not installed", hook.scope, hook.store_hash)
                 continue
-            (orders if hook.scope == "store/order/created" else others).append((index, hook))
-        handlers = self._webhook_handlers()
-        singles = [handlers[hook.scope](hook) if hook.scope in handlers else _nothing() for _, hook in others]
+            if hook.scope == "store/order/created":
+                orders.append((index, hook))
+            elif hook.scope in handlers:
+                others.append((index, hook))
+        singles = [handlers[hook.scope](hook) for _, hook in others]
         results = await asyncio.gather(self._orders_created([hook for _, hook in orders]), *singles,
                                        return_exceptions=True)
         order_results = results[0]
@@ -405,12 +398,6 @@ class CatalogSync:
         for (index, hook), result in zip([*orders, *others], [*order_results, *results[1:]], strict=True):
             outcomes[index] = _webhook_outcome(hook, result)
         return outcomes
-
-    async def handle_webhook(self, message: IncomingMessage) -> None:
-        """React to one BigCommerce webhook (from bc.webhooks.>). Raises TransientError to retry."""
-        outcome = (await self.handle_webhooks([message]))[0]
-        if outcome is not None:
-            raise outcome
 
     # store/order/created goes through the batched order path (`_orders_created`).
     def _webhook_handlers(self) -> dict[str, Callable[[domain.Webhook], Awaitable[None]]]:
@@ -537,11 +524,14 @@ class CatalogSync:
         applied = await self._apply_orders(hooks, fetched, mirrors)
         notes = await self._render_notes([(hook, result) for hook, result in zip(hooks, applied, strict=True)
                                           if isinstance(result, AppliedOrder)])
-        written = await asyncio.gather(*(
-            self._write_note(hook, result, notes[id(result)]) if isinstance(result, AppliedOrder) and notes.get(
-                id(result)) else _returning(result if isinstance(result, BaseException) else None)
-            for hook, result in zip(hooks, applied, strict=True)), return_exceptions=True)
-        return [result if isinstance(result, BaseException) else None for result in written]
+        outcomes = [result if isinstance(result, BaseException) else None for result in applied]
+        noted = [(index, result) for index, result in enumerate(applied)
+                 if isinstance(result, AppliedOrder) and notes.get(id(result))]
+        written = await asyncio.gather(*(self._write_note(result, notes[id(result)]) for _, result in noted),
+                                       return_exceptions=True)
+        for (index, _), result in zip(noted, written, strict=True):
+            outcomes[index] = result if isinstance(result, BaseException) else None
+        return outcomes
 
     async def _list_orders(self, hooks: list[domain.Webhook]) -> dict[tuple[str, int], dict[str, Any]]:
         """The batch's orders read through the orders list, one request per run of nearby ids
@@ -660,7 +650,7 @@ class CatalogSync:
                 for one, note in zip(by_store[store], notes, strict=True)}
 
     @staticmethod
-    async def _write_note(hook: domain.Webhook, applied: AppliedOrder, note: str) -> None:
+    async def _write_note(applied: AppliedOrder, note: str) -> None:
         fetched = applied.fetched
         notes = domain.staff_notes_with(fetched.order.get("staff_notes"), note)
         if notes is not None:

@@ -506,13 +506,8 @@ class Consumer:
 
     async def handle(self, msg: Msg) -> None:
         """Decode, apply once, ack — or nak with backoff (any error) / term (PermanentError)."""
-        spec = self.spec
-        try:
-            incoming = spec.decode(msg)
-        except PermanentError as exc:
-            log.error("consumer %s: terminating undecodable message on %s: %s", spec.durable, msg.subject, exc)
-            CONSUMED.labels(spec.durable, "poison").inc()
-            await msg.term()
+        incoming = await self._decode(msg)
+        if incoming is None:
             return
         try:
             outcome = await self._apply(incoming)
@@ -520,6 +515,17 @@ class Consumer:
             await self._settle(msg, incoming, exc)
             return
         await self._settle(msg, incoming, None, duplicate=outcome == "duplicate")
+
+    async def _decode(self, msg: Msg) -> IncomingMessage | None:
+        """The decoded message, or None after terminating one that cannot be decoded."""
+        try:
+            return self.spec.decode(msg)
+        except PermanentError as exc:
+            log.error("consumer %s: terminating undecodable message on %s: %s", self.spec.durable, msg.subject, exc)
+            CONSUMED.labels(self.spec.durable, "poison").inc()
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return None
 
     async def _run_one(self, msg: Msg) -> None:
         try:
@@ -609,16 +615,7 @@ class Consumer:
     async def handle_batch(self, msgs: list[Msg]) -> None:
         """Decode all, apply them as one batch, settle each; on a failed batch transaction,
         apply the messages again one by one."""
-        decoded: list[tuple[Msg, IncomingMessage]] = []
-        for msg in msgs:
-            try:
-                decoded.append((msg, self.spec.decode(msg)))
-            except PermanentError as exc:
-                log.error("consumer %s: terminating undecodable message on %s: %s", self.spec.durable,
-                          msg.subject, exc)
-                CONSUMED.labels(self.spec.durable, "poison").inc()
-                with contextlib.suppress(Exception):
-                    await msg.term()
+        decoded = [(msg, incoming) for msg in msgs if (incoming := await self._decode(msg)) is not None]
         if not decoded:
             return
         duplicates: set[str] = set()

@@ -15,5 +15,5 @@ def inventory_consumer(handlers: StorefrontHandlers) -> ConsumerSpec:
     and the product-state upsert drops events older than the stored state. Batched: the
     events of one fetch are applied in one transaction (the newest state per product)."""
     return ConsumerSpec(durable=INVENTORY_DURABLE, stream=STREAM_EVENTS, subjects=INVENTORY_SUBJECTS,
-                        handler=handlers.apply_inventory_event, batch_handler=handlers.apply_inventory_events,
+                        batch_handler=handlers.apply_inventory_events,
                         batch=256, concurrency=512)

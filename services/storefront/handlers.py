@@ -146,10 +146,6 @@ class StorefrontHandlers:
 
     # ------------------------------------------------------------ inventory events
 
-    async def apply_inventory_event(self, uow: UnitOfWork, message: IncomingMessage) -> None:
-        """Consumer handler: keep the newest product state (older or duplicate events change nothing)."""
-        await self.apply_inventory_events(uow, [message])
-
     async def apply_inventory_events(self, uow: UnitOfWork, messages: Sequence[IncomingMessage]) -> None:
         """Batch consumer handler: the newest state per product among `messages`, each
         stored unless a newer one is (one statement for the batch)."""
