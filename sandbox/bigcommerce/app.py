@@ -29,7 +29,7 @@ def seed_if_empty(sb: Sandbox) -> None:
     config = sb.config
     if not config.seed_demo or sb.store_exists(config.demo_store_hash):
         return
-    if sb.db.one("SELECT COUNT(*) FROM stores")[0]:
+    if sb.db.scalar("SELECT COUNT(*) FROM stores"):
         return
     from sandbox.bigcommerce.seed import seed_demo_catalog
 

@@ -16,13 +16,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.bigcommerce import catalog, oauth, webhooks
+from sandbox.bigcommerce.catalog_fields import PRODUCT_DEFAULTS
+from sandbox.bigcommerce.catalog_store import product_row
 from sandbox.bigcommerce.core import Failures, Sandbox, iso_now
 from sandbox.bigcommerce.db import dumps
 from sandbox.bigcommerce.errors import ApiError
-
-
-def sandbox_of(request: Request) -> Sandbox:
-    return request.app.state.sandbox
 
 
 async def body_of(request: Request) -> dict[str, Any]:
@@ -41,7 +39,7 @@ async def health(request: Request) -> Response:
 
 
 async def create_store(request: Request) -> Response:
-    sb, body = sandbox_of(request), await body_of(request)
+    sb, body = Sandbox.of(request), await body_of(request)
     store_hash = body.get("store_hash") or "s" + secrets.token_hex(4)
     created = sb.create_store(store_hash, token=body.get("access_token"),
                               timezone=body.get("timezone", "America/New_York"), name=body.get("name"))
@@ -53,7 +51,7 @@ async def create_store(request: Request) -> Response:
 
 
 async def store_detail(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     store = sb.store(store_hash)
     store["native_backorders"] = bool(store["native_backorders"])
     return JSONResponse(store)
@@ -61,19 +59,19 @@ async def store_detail(request: Request) -> Response:
 
 async def install(request: Request) -> Response:
     body = await body_of(request)
-    result = await oauth.install(sandbox_of(request), request.path_params["store_hash"],
+    result = await oauth.install(Sandbox.of(request), request.path_params["store_hash"],
                                  app_url=body.get("app_url"), scope=body.get("scope", oauth.DEFAULT_SCOPE))
     return JSONResponse(result, status_code=200 if result["installed"] else 502)
 
 
 async def uninstall(request: Request) -> Response:
     body = await body_of(request)
-    return JSONResponse(await oauth.uninstall(sandbox_of(request), request.path_params["store_hash"],
+    return JSONResponse(await oauth.uninstall(Sandbox.of(request), request.path_params["store_hash"],
                                               app_url=body.get("app_url")))
 
 
 async def signed_payload(request: Request) -> Response:
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     sb.store(store_hash)
     kind = body.get("kind", "load")
     if kind not in ("load", "uninstall", "remove_user"):
@@ -88,7 +86,7 @@ async def signed_payload(request: Request) -> Response:
 
 
 async def deliveries(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     sb.store(store_hash)
     clauses, args = ["store_hash = ?"], [store_hash]
     for key in ("scope", "status", "hook_id"):
@@ -100,12 +98,12 @@ async def deliveries(request: Request) -> Response:
 
 
 async def replay(request: Request) -> Response:
-    return JSONResponse(webhooks.replay_delivery(sandbox_of(request), request.path_params["delivery_id"]),
+    return JSONResponse(webhooks.replay_delivery(Sandbox.of(request), request.path_params["delivery_id"]),
                         status_code=201)
 
 
 async def rate_limit(request: Request) -> Response:
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     quota, window_ms = body.get("quota", 150), int(body.get("window_ms", 30_000))
     if (quota is not None and (not isinstance(quota, int) or quota < 1)) or window_ms < 1:
         raise ApiError(400, "quota must be a positive integer or null (unlimited); window_ms positive")
@@ -116,7 +114,7 @@ async def rate_limit(request: Request) -> Response:
 
 
 async def failures(request: Request) -> Response:
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     sb.store(store_hash)
     target = body.get("target", "api")
     if target not in ("api", "deliveries"):
@@ -132,14 +130,14 @@ async def failures(request: Request) -> Response:
 
 
 async def native_backorders(request: Request) -> Response:
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     enabled = bool(body.get("enabled", True))
     sb.update_store(store_hash, native_backorders=int(enabled))
     return JSONResponse({"native_backorders": enabled})
 
 
 async def settings(request: Request) -> Response:
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     updates: dict[str, Any] = {}
     if "webhook_time_scale" in body:
         updates["webhook_time_scale"] = None if body["webhook_time_scale"] is None else float(
@@ -159,7 +157,7 @@ async def settings(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     sb.store(store_hash)
     runtime = sb.runtime_for(store_hash)
     if request.method == "DELETE":
@@ -172,7 +170,7 @@ async def stats(request: Request) -> Response:
 
 async def generate_products(request: Request) -> Response:
     """Bulk-insert plain products quickly (for pagination tests and benchmarks); fires no webhooks."""
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     sb.store(store_hash)
     count = int(body.get("count", 100))
     prefix = body.get("prefix") or "GEN-" + secrets.token_hex(3)
@@ -180,13 +178,13 @@ async def generate_products(request: Request) -> Response:
     now = iso_now()
     sb.products_changed(store_hash)
     with sb.db.transaction():
-        first = sb.db.one("SELECT COALESCE(MAX(id), 0) + 1 FROM products")[0]
-        first_variant = sb.db.one("SELECT COALESCE(MAX(id), 0) + 1 FROM variants")[0]
+        first = sb.db.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM products")
+        first_variant = sb.db.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM variants")
         products, variants = [], []
         for offset in range(count):
             product_id, variant_id = first + offset, first_variant + offset
             sku = f"{prefix}-{offset + 1:06d}"
-            doc = {"id": product_id, **catalog.PRODUCT_DEFAULTS, "name": f"Generated product {sku}", "sku": sku,
+            doc = {"id": product_id, **PRODUCT_DEFAULTS, "name": f"Generated product {sku}", "sku": sku,
                    "price": 10 + offset % 90, "calculated_price": 10 + offset % 90, "weight": 1,
                    "inventory_tracking": tracking, "inventory_level": offset % 50,
                    "custom_url": {"url": f"/products/{product_id}/", "is_customized": False},
@@ -211,14 +209,14 @@ async def generate_products(request: Request) -> Response:
 async def seed_demo(request: Request) -> Response:
     from sandbox.bigcommerce.seed import seed_demo_catalog
 
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     sb.store(store_hash)
     return JSONResponse(seed_demo_catalog(sb, store_hash), status_code=201)
 
 
 async def set_inventory(request: Request) -> Response:
     """Set a product's (or variant's) stock as an ERP would through the API; fires the inventory webhooks."""
-    sb, store_hash, body = sandbox_of(request), request.path_params["store_hash"], await body_of(request)
+    sb, store_hash, body = Sandbox.of(request), request.path_params["store_hash"], await body_of(request)
     level = body.get("inventory_level")
     if not isinstance(level, int) or level < 0:
         raise ApiError(400, "inventory_level must be an integer >= 0")
@@ -227,13 +225,13 @@ async def set_inventory(request: Request) -> Response:
         catalog.update_variant(sb, store_hash, int(body["variant_id"]), {"inventory_level": level}, product_id)
     else:
         catalog.update_product(sb, store_hash, product_id, {"inventory_level": level})
-    doc, _ = catalog.product_row(sb, store_hash, product_id)
+    doc, _ = product_row(sb, store_hash, product_id)
     return JSONResponse({"data": doc})
 
 
 # ----- a loopback webhook receiver for tests -----
 async def inbox_receive(request: Request) -> Response:
-    sb, key = sandbox_of(request), request.path_params["key"]
+    sb, key = Sandbox.of(request), request.path_params["key"]
     inbox = sb.inboxes.setdefault(key, {"requests": [], "statuses": [], "status": 200})
     inbox["requests"].append({"at": time.time(), "method": request.method, "headers": dict(request.headers),
                               "body": (await request.body()).decode("utf-8", "replace")})
@@ -242,12 +240,12 @@ async def inbox_receive(request: Request) -> Response:
 
 
 async def inbox_read(request: Request) -> Response:
-    inbox = sandbox_of(request).inboxes.get(request.path_params["key"], {"requests": []})
+    inbox = Sandbox.of(request).inboxes.get(request.path_params["key"], {"requests": []})
     return JSONResponse({"requests": inbox["requests"]})
 
 
 async def inbox_configure(request: Request) -> Response:
-    sb, key, body = sandbox_of(request), request.path_params["key"], await body_of(request)
+    sb, key, body = Sandbox.of(request), request.path_params["key"], await body_of(request)
     inbox = sb.inboxes.setdefault(key, {"requests": [], "statuses": [], "status": 200})
     inbox["status"] = int(body.get("status", inbox["status"]))
     inbox["statuses"] = [int(s) for s in body.get("statuses", [])]

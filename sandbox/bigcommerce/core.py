@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+from starlette.requests import Request
+
 from sandbox.bigcommerce.config import SandboxConfig
 from sandbox.bigcommerce.db import Database, dumps
 from sandbox.bigcommerce.errors import ApiError
@@ -84,6 +86,14 @@ class StoreRuntime:
 
 
 class Sandbox:
+    @staticmethod
+    def of(request: Request) -> Sandbox:
+        """The sandbox an app built by `create_app` serves (kept in `app.state`)."""
+        sandbox = request.app.state.sandbox
+        if not isinstance(sandbox, Sandbox):
+            raise TypeError("the app has no sandbox in app.state")
+        return sandbox
+
     def __init__(self, config: SandboxConfig, db: Database):
         self.config = config
         self.db = db
@@ -119,7 +129,7 @@ class Sandbox:
                      name: str | None = None) -> dict[str, Any]:
         if self.store_exists(store_hash):
             raise ApiError(409, f"Store {store_hash} already exists")
-        count = self.db.one("SELECT COUNT(*) FROM stores")[0]
+        count = self.db.scalar("SELECT COUNT(*) FROM stores")
         token = token or "tok-" + secrets.token_hex(16)
         with self.db.transaction():
             self.db.execute(

@@ -106,8 +106,27 @@ class Database:
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
+    def insert(self, sql: str, params: Any = ()) -> int:
+        """Run one INSERT; returns the new row's id."""
+        row_id = self.conn.execute(sql, params).lastrowid
+        if row_id is None:
+            raise LookupError(f"no row inserted by {sql!r}")
+        return row_id
+
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, params).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def row(self, sql: str, params: Any = ()) -> sqlite3.Row:
+        """The first row of a query that always has one (an aggregate, or a row just written)."""
+        row = self.one(sql, params)
+        if row is None:
+            raise LookupError(f"no row for {sql!r}")
+        return row
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        """The first column of `row(sql, params)`: a COUNT, a MAX, a flag."""
+        return self.row(sql, params)[0]
 
     def all(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()

@@ -84,7 +84,7 @@ async def install(sb: Sandbox, store_hash: str, *, app_url: str | None = None, s
             response = await http.get(url)
     except httpx.HTTPError as exc:
         raise ApiError(502, f"The app's /bc/auth could not be reached: {exc}") from exc
-    used = sb.db.one("SELECT used FROM oauth_codes WHERE code = ?", (code,))[0]
+    used = sb.db.scalar("SELECT used FROM oauth_codes WHERE code = ?", (code,))
     return {"auth_url": url, "auth_status": response.status_code, "code_exchanged": bool(used),
             "installed": bool(used) and response.status_code < 400, "auth_body": response.text[:2000]}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.bigcommerce import catalog
+from sandbox.bigcommerce.catalog_store import item_settings, product_row, variants_of
 from sandbox.bigcommerce.core import Sandbox, money, rfc2822_now
 from sandbox.bigcommerce.db import dumps
 from sandbox.bigcommerce.errors import ApiError, not_found
+from sandbox.bigcommerce.inventory import set_stock, stock_position
 
 ORDER_STATUSES = {
     0: "Incomplete", 1: "Pending", 2: "Shipped", 3: "Partially Shipped", 4: "Refunded", 5: "Cancelled",
@@ -39,14 +40,15 @@ def _resolve_line(sb: Sandbox, store_hash: str, line: Any, index: int) -> dict[s
     if line.get("product_id") is None:
         if not line.get("name"):
             raise bad_request(f"products[{index}] needs product_id or a custom name")
-        price = float(line.get("price_inc_tax", line.get("price_ex_tax", 0)))
+        custom_price: Any = line.get("price_inc_tax", line.get("price_ex_tax", 0))
+        price = float(custom_price)
         return {"product": None, "variant": None, "quantity": quantity, "price": price, "name": line["name"],
                 "sku": line.get("sku", "")}
     try:
-        product, options = catalog.product_row(sb, store_hash, int(line["product_id"]))
+        product, options = product_row(sb, store_hash, int(line["product_id"]))
     except ApiError as exc:
         raise bad_request(f"The product with ID {line['product_id']} was not found", 400) from exc
-    variants = catalog.variants_of(sb, [product["id"]])[product["id"]]
+    variants = variants_of(sb, [product["id"]])[product["id"]]
     variant = None
     if line.get("variant_id") is not None:
         variant = next((v for v in variants if v["id"] == line["variant_id"]), None)
@@ -59,11 +61,11 @@ def _resolve_line(sb: Sandbox, store_hash: str, line: Any, index: int) -> dict[s
     if variant is None:
         raise bad_request(f"products[{index}]: choose a variant of product {product['id']} (variant_id or "
                           "product_options)")
-    price = line.get("price_inc_tax", line.get("price_ex_tax"))
-    if price is None:
-        price = variant["calculated_price"] if variant.get("calculated_price") is not None else \
+    given: Any = line.get("price_inc_tax", line.get("price_ex_tax"))
+    if given is None:
+        given = variant["calculated_price"] if variant.get("calculated_price") is not None else \
             product["calculated_price"]
-    return {"product": product, "variant": variant, "quantity": quantity, "price": float(price),
+    return {"product": product, "variant": variant, "quantity": quantity, "price": float(given),
             "name": product["name"], "sku": variant["sku"] or product["sku"], "options": options}
 
 
@@ -77,7 +79,7 @@ def _stock_plan(sb: Sandbox, store_hash: str, lines: list[dict[str, Any]], nativ
         if product is None:
             plans.append({"tracked": False})
             continue
-        position = catalog.stock_position(sb, store_hash, product, line["variant"]["id"])
+        position = stock_position(sb, store_hash, product, line["variant"]["id"])
         if not position["tracked"]:
             plans.append({"tracked": False})
             continue
@@ -122,7 +124,7 @@ def create_order(sb: Sandbox, store_hash: str, body: Any, *, source: str = "exte
     now = rfc2822_now()
     subtotal = sum(line["price"] * line["quantity"] for line in lines)
     with sb.db.transaction():
-        order_id = sb.db.execute("INSERT INTO orders (store_hash, doc) VALUES (?, '{}')", (store_hash,)).lastrowid
+        order_id = sb.db.insert("INSERT INTO orders (store_hash, doc) VALUES (?, '{}')", (store_hash,))
         order = {
             "id": order_id, "customer_id": int(body.get("customer_id", 0)), "date_created": now,
             "date_modified": now, "date_shipped": "", "status_id": status_id, "status": ORDER_STATUSES[status_id],
@@ -152,12 +154,12 @@ def create_order(sb: Sandbox, store_hash: str, body: Any, *, source: str = "exte
         for line, plan in zip(lines, plans, strict=True):
             _insert_order_product(sb, store_hash, order_id, line, plan, native)
             if plan["tracked"]:
-                product, _ = catalog.product_row(sb, store_hash, line["product"]["id"])
-                position = catalog.stock_position(sb, store_hash, product, line["variant"]["id"])
-                catalog.set_stock(sb, store_hash, product, plan["key"], position["on_hand"] - plan["ready"],
+                product, _ = product_row(sb, store_hash, line["product"]["id"])
+                position = stock_position(sb, store_hash, product, line["variant"]["id"])
+                set_stock(sb, store_hash, product, plan["key"], position["on_hand"] - plan["ready"],
                                   method="relative", scope_suffix="inventory/order/updated")
                 if plan["backordered"]:
-                    catalog._item_settings(sb, store_hash, product["id"], plan["key"],
+                    item_settings(sb, store_hash, product["id"], plan["key"],
                                            qty_backordered=position["settings"]["qty_backordered"]
                                            + plan["backordered"])
         sb.emit(store_hash, "store/order/created", {"type": "order", "id": order_id})
@@ -177,8 +179,8 @@ def _insert_order_product(sb: Sandbox, store_hash: str, order_id: int, line: dic
                             "name": value["option_display_name"], "display_name_customer": value["option_display_name"],
                             "display_name_merchant": value["option_display_name"],
                             "display_value_customer": value["label"], "display_value_merchant": value["label"]})
-    row_id = sb.db.execute("INSERT INTO order_products (order_id, store_hash, doc) VALUES (?, ?, '{}')",
-                           (order_id, store_hash)).lastrowid
+    row_id = sb.db.insert("INSERT INTO order_products (order_id, store_hash, doc) VALUES (?, ?, '{}')",
+                          (order_id, store_hash))
     doc = {
         "id": row_id, "order_id": order_id, "product_id": product["id"] if product else 0,
         "variant_id": variant["id"] if variant else 0, "order_address_id": 0, "name": line["name"],
@@ -259,19 +261,19 @@ def _return_stock(sb: Sandbox, store_hash: str, order_id: int) -> None:
         if not line["product_id"]:
             continue
         try:
-            product, _ = catalog.product_row(sb, store_hash, line["product_id"])
+            product, _ = product_row(sb, store_hash, line["product_id"])
         except ApiError:
             continue
-        position = catalog.stock_position(sb, store_hash, product, line["variant_id"] or None)
+        position = stock_position(sb, store_hash, product, line["variant_id"] or None)
         if not position["tracked"]:
             continue
         backordered = line.get("quantity_backordered") or 0
         returned = line["quantity"] - backordered
         if returned:
-            catalog.set_stock(sb, store_hash, product, position["key"], position["on_hand"] + returned,
+            set_stock(sb, store_hash, product, position["key"], position["on_hand"] + returned,
                               method="relative", scope_suffix="inventory/order/updated")
         if backordered:
-            catalog._item_settings(sb, store_hash, product["id"], position["key"], qty_backordered=max(
+            item_settings(sb, store_hash, product["id"], position["key"], qty_backordered=max(
                 position["settings"]["qty_backordered"] - backordered, 0))
 
 

@@ -54,8 +54,8 @@ def _validated(body: dict[str, Any], existing: dict[str, Any] | None) -> dict[st
 def create_script(sb: Sandbox, store_hash: str, client_id: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise unprocessable("JSON data is missing or invalid", {"body": "must be an object"})
-    count = sb.db.one("SELECT COUNT(*) FROM scripts WHERE store_hash = ? AND client_id = ?",
-                      (store_hash, client_id))[0]
+    count = sb.db.scalar("SELECT COUNT(*) FROM scripts WHERE store_hash = ? AND client_id = ?",
+                      (store_hash, client_id))
     if count >= 10:
         raise unprocessable("An app may register at most 10 scripts", {"scripts": "limit of 10 reached"})
     now = iso_now()

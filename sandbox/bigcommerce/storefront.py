@@ -15,19 +15,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sandbox.bigcommerce import catalog, orders, scripts
+from sandbox.bigcommerce import orders, scripts
+from sandbox.bigcommerce.catalog_store import product_row, variant_row, variants_of
 from sandbox.bigcommerce.core import Sandbox, iso_now
 from sandbox.bigcommerce.db import dumps
 from sandbox.bigcommerce.errors import V3_ERROR_TYPE, ApiError
+from sandbox.bigcommerce.inventory import stock_position
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(["html"]))
 PAGE_VISIBILITY = {"storefront": {"storefront", "all_pages"}, "checkout": {"checkout", "all_pages"},
                    "order_confirmation": {"order_confirmation", "all_pages"}}
-
-
-def sandbox_of(request: Request) -> Sandbox:
-    return request.app.state.sandbox
 
 
 def cookie_name(store_hash: str) -> str:
@@ -42,7 +40,8 @@ def storefront_error(status: int, title: str) -> JSONResponse:
 def script_tags(sb: Sandbox, store_hash: str, page_kind: str) -> tuple[str, str]:
     """Render the Scripts API scripts visible on this kind of page, for <head> and the footer."""
     wanted = PAGE_VISIBILITY[page_kind]
-    head, footer = [], []
+    head: list[str] = []
+    footer: list[str] = []
     for script in scripts.list_scripts(sb, store_hash):
         if not script["enabled"] or script["visibility"] not in wanted:
             continue
@@ -67,7 +66,7 @@ def load_cart(sb: Sandbox, store_hash: str, cart_id: str | None) -> dict[str, An
 
 
 def render(request: Request, template: str, page_kind: str, **context: Any) -> HTMLResponse:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     store = sb.store(store_hash)
     head, footer = script_tags(sb, store_hash, page_kind)
     cart = load_cart(sb, store_hash, request.cookies.get(cookie_name(store_hash)))
@@ -85,16 +84,16 @@ def stock_view(sb: Sandbox, store_hash: str, product: dict[str, Any], variant: d
     native = bool(store["native_backorders"])
     settings = store["inventory_settings"]
     variant_id = variant["id"] if variant else None
-    position = catalog.stock_position(sb, store_hash, product, variant_id)
+    position = stock_position(sb, store_hash, product, variant_id)
     if product["inventory_tracking"] == "variant" and variant is None and product["base_variant_id"] is None:
-        levels = [v["inventory_level"] for v in catalog.variants_of(sb, [product["id"]])[product["id"]]]
+        levels = [v["inventory_level"] for v in variants_of(sb, [product["id"]])[product["id"]]]
         position = {"tracked": True, "on_hand": sum(levels), "backorder_room": 0, "settings": None}
     on_hand = position["on_hand"] if position["tracked"] else None
     room = position["backorder_room"] if position["tracked"] and native else 0
-    in_stock = not position["tracked"] or on_hand > 0 or room > 0
+    in_stock = on_hand is None or on_hand > 0 or room > 0
     purchasable = product["availability"] != "disabled" and not (variant and variant.get("purchasing_disabled"))
     display = settings["stock_level_display"]
-    shown = on_hand if position["tracked"] and (
+    shown = on_hand if on_hand is not None and (
         display == "show" or (display == "show_when_low" and on_hand <= product["inventory_warning_level"])) else None
     return {"tracked": position["tracked"], "on_hand": on_hand, "backorder_room": room, "in_stock": in_stock,
             "purchasable": purchasable, "stock": shown, "native": native}
@@ -105,7 +104,7 @@ def price_formatted(value: float) -> str:
 
 
 async def home(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     rows = sb.db.all("SELECT doc, options FROM products WHERE store_hash = ? AND json_extract(doc, '$.is_visible') = 1 "
                      "ORDER BY id LIMIT 250", (store_hash,))
     cards = []
@@ -120,9 +119,9 @@ async def home(request: Request) -> Response:
 
 
 async def product_page(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     try:
-        product, options = catalog.product_row(sb, store_hash, request.path_params["product_id"])
+        product, options = product_row(sb, store_hash, request.path_params["product_id"])
     except ApiError:
         return HTMLResponse("<h1>404 - Page not found</h1>", status_code=404)
     if not product["is_visible"]:
@@ -163,7 +162,7 @@ async def product_page(request: Request) -> Response:
 # ----- carts -----
 def _choose_variant(sb: Sandbox, product: dict[str, Any], variant_id: Any, selections: dict[int, int]
                     ) -> dict[str, Any] | None:
-    variants = catalog.variants_of(sb, [product["id"]])[product["id"]]
+    variants = variants_of(sb, [product["id"]])[product["id"]]
     if variant_id:
         return next((v for v in variants if v["id"] == int(variant_id)), None)
     if selections:
@@ -220,8 +219,8 @@ def add_lines(sb: Sandbox, store_hash: str, cart: dict[str, Any] | None, lines: 
                 "createdTime": now, "updatedTime": now, "locale": "en", "version": 0}
     for raw in lines:
         try:
-            product, _ = catalog.product_row(sb, store_hash, int(raw.get("productId")))
-        except (ApiError, TypeError, ValueError) as exc:
+            product, _ = product_row(sb, store_hash, int(raw["productId"]))
+        except (ApiError, KeyError, TypeError, ValueError) as exc:
             raise ApiError(422, f"Product {raw.get('productId')} was not found") from exc
         selections = {int(s["optionId"]): int(s["optionValue"]) for s in raw.get("optionSelections") or []}
         variant = _choose_variant(sb, product, raw.get("variantId"), selections)
@@ -232,6 +231,7 @@ def add_lines(sb: Sandbox, store_hash: str, cart: dict[str, Any] | None, lines: 
         problem = _check_line(sb, store_hash, product, variant, total)
         if problem:
             raise ApiError(422, problem)
+        assert variant is not None  # _check_line refuses a line without a variant
         if existing:
             fresh = _line_item(product, variant, total, base_path)
             existing.update({k: v for k, v in fresh.items() if k != "id"})
@@ -251,8 +251,8 @@ def set_line_quantity(sb: Sandbox, store_hash: str, cart: dict[str, Any], item_i
     if quantity <= 0:
         lines.remove(line)
     else:
-        product, _ = catalog.product_row(sb, store_hash, line["productId"])
-        variant = catalog.variant_row(sb, store_hash, line["variantId"])
+        product, _ = product_row(sb, store_hash, line["productId"])
+        variant = variant_row(sb, store_hash, line["variantId"])
         problem = _check_line(sb, store_hash, product, variant, quantity)
         if problem:
             raise ApiError(422, problem)
@@ -268,7 +268,7 @@ def _with_cookie(response: Response, store_hash: str, cart: dict[str, Any]) -> R
 
 
 async def carts_collection(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     current = load_cart(sb, store_hash, request.cookies.get(cookie_name(store_hash)))
     if request.method == "GET":
         return JSONResponse([current] if current else [])
@@ -283,7 +283,7 @@ async def carts_collection(request: Request) -> Response:
 
 
 async def cart_item(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     cart = load_cart(sb, store_hash, request.path_params["cart_id"])
     if cart is None:
         return storefront_error(404, "Cart not found")
@@ -294,7 +294,7 @@ async def cart_item(request: Request) -> Response:
 
 
 async def cart_items(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     cart = load_cart(sb, store_hash, request.path_params["cart_id"])
     if cart is None:
         return storefront_error(404, "Cart not found")
@@ -307,7 +307,7 @@ async def cart_items(request: Request) -> Response:
 
 
 async def cart_line(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     cart = load_cart(sb, store_hash, request.path_params["cart_id"])
     if cart is None:
         return storefront_error(404, "Cart not found")
@@ -340,7 +340,7 @@ def _form_line(form: Any) -> dict[str, Any]:
 
 async def remote_cart_add(request: Request) -> Response:
     """Cornerstone's ajax add-to-cart (stencil-utils cart.itemAdd)."""
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     form = await request.form()
     current = load_cart(sb, store_hash, request.cookies.get(cookie_name(store_hash)))
     try:
@@ -354,7 +354,7 @@ async def remote_cart_add(request: Request) -> Response:
 
 
 async def form_cart_add(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     form = await request.form() if request.method == "POST" else request.query_params
     current = load_cart(sb, store_hash, request.cookies.get(cookie_name(store_hash)))
     try:
@@ -367,9 +367,9 @@ async def form_cart_add(request: Request) -> Response:
 
 async def product_attributes(request: Request) -> Response:
     """Option-change lookup (stencil-utils productAttributes.optionChange)."""
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     try:
-        product, _ = catalog.product_row(sb, store_hash, request.path_params["product_id"])
+        product, _ = product_row(sb, store_hash, request.path_params["product_id"])
     except ApiError:
         return JSONResponse({"data": {"error": "Product not found"}}, status_code=404)
     line = _form_line(await request.form())
@@ -395,8 +395,8 @@ def _lines_for_view(sb: Sandbox, store_hash: str, cart: dict[str, Any] | None) -
     for line in cart["lineItems"]["physicalItems"]:
         view_line = dict(line)
         if native:
-            product, _ = catalog.product_row(sb, store_hash, line["productId"])
-            position = catalog.stock_position(sb, store_hash, product, line["variantId"])
+            product, _ = product_row(sb, store_hash, line["productId"])
+            position = stock_position(sb, store_hash, product, line["variantId"])
             if position["tracked"] and line["quantity"] > position["on_hand"]:
                 ready = max(position["on_hand"], 0)
                 view_line["backorder_message"] = (f"{ready} ready to ship, "
@@ -406,14 +406,14 @@ def _lines_for_view(sb: Sandbox, store_hash: str, cart: dict[str, Any] | None) -
 
 
 async def cart_page(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     cart = load_cart(sb, store_hash, request.cookies.get(cookie_name(store_hash)))
     return render(request, "cart.html", "storefront", cart=cart, lines=_lines_for_view(sb, store_hash, cart),
                   error=request.query_params.get("error"))
 
 
 async def checkout_page(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     cart = load_cart(sb, store_hash, request.cookies.get(cookie_name(store_hash)))
     if request.method == "GET":
         return render(request, "checkout.html", "checkout", cart=cart, lines=_lines_for_view(sb, store_hash, cart),
@@ -444,7 +444,7 @@ async def checkout_page(request: Request) -> Response:
 
 
 async def order_confirmation(request: Request) -> Response:
-    sb, store_hash = sandbox_of(request), request.path_params["store_hash"]
+    sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     order_id = request.path_params["order_id"]
     try:
         order = orders.order_doc(sb, store_hash, order_id)

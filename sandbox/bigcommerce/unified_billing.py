@@ -131,7 +131,7 @@ def _create_checkout(account: str, variables: dict[str, Any], base_url: str) -> 
             if existing["scope"]["id"] != item["scope"]["id"] or existing["product"]["id"] != item["product"]["id"]:
                 raise GraphQLError("scope and product can't be changed on a subscription: cancel and create a new one")
         checkout_uuid = str(uuid.uuid4())
-        checkout = {
+        checkout: dict[str, Any] = {
             "id": CHECKOUT_PREFIX + checkout_uuid, "uuid": checkout_uuid, "accountId": account_id,
             "status": "PENDING", "items": [item], "createdAt": _now(),
             "expiresAt": datetime.now(UTC) + timedelta(hours=24),

@@ -72,8 +72,8 @@ def create_hook(sb: Sandbox, store_hash: str, client_id: str, body: Any) -> dict
         raise unprocessable("Too many webhooks for this scope", {"scope": "at most 10 hooks per scope"})
     now = int(time.time())
     with sb.db.transaction():
-        hook_id = sb.db.execute("INSERT INTO hooks (store_hash, client_id, doc) VALUES (?, ?, '{}')",
-                                (store_hash, client_id)).lastrowid
+        hook_id = sb.db.insert("INSERT INTO hooks (store_hash, client_id, doc) VALUES (?, ?, '{}')",
+                               (store_hash, client_id))
         hook = {"id": hook_id, "client_id": client_id, "store_hash": store_hash, "scope": scope,
                 "destination": body["destination"], "headers": body.get("headers") or {},
                 "is_active": bool(body.get("is_active", True)), "created_at": now, "updated_at": now}
@@ -140,13 +140,13 @@ def replay_delivery(sb: Sandbox, delivery_id: int) -> dict[str, Any]:
     if row is None:
         raise ApiError(404, f"Delivery {delivery_id} was not found")
     now = time.time()
-    new_id = sb.db.execute(
+    new_id = sb.db.insert(
         "INSERT INTO deliveries (store_hash, hook_id, scope, destination, headers, body, hash, status, attempts, "
         "next_attempt_at, created_at, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
         (row["store_hash"], row["hook_id"], row["scope"], row["destination"], row["headers"], row["body"],
-         row["hash"], now, now, row["id"])).lastrowid
+         row["hash"], now, now, row["id"]))
     sb.delivery_wakeup.set()
-    return delivery_view(sb, sb.db.one("SELECT * FROM deliveries WHERE id = ?", (new_id,)))
+    return delivery_view(sb, sb.db.row("SELECT * FROM deliveries WHERE id = ?", (new_id,)))
 
 
 def standard_webhook_headers(client_secret: str, row: dict[str, Any], timestamp: int) -> dict[str, str]:
@@ -185,8 +185,8 @@ class DeliveryWorker:
                 task = asyncio.create_task(self._attempt(dict(row)))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
-            upcoming = sb.db.one("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' "
-                                 f"AND id NOT IN ({','.join(str(i) for i in self.in_flight) or 0})")[0]
+            upcoming = sb.db.scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' "
+                                    f"AND id NOT IN ({','.join(str(i) for i in self.in_flight) or 0})")
             timeout = 1.0 if upcoming is None else min(max(upcoming - time.time(), 0.001), 1.0)
             try:
                 await asyncio.wait_for(sb.delivery_wakeup.wait(), timeout)
