@@ -20,9 +20,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.common.clock import as_utc
 from services.common.errors import DomainError, NotFound, ValidationFailed
 
 CURRENCY = "USD"
@@ -218,12 +219,6 @@ def validate_plan_code(catalogue: Catalogue, code: str) -> PlanSpec:
 
 
 # ---------------------------------------------------------------- cycles
-
-def as_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
 
 def add_months(anchor: datetime, months: int) -> datetime:
     """`anchor` moved `months` calendar months, its day clamped to the target month's length."""

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from backorder.events.v1 import billing_events_pb2
 from google.protobuf import timestamp_pb2
@@ -22,17 +22,16 @@ from services.billing.domain import Catalogue, Outcome, PlanSnapshot, Quote, Sub
 from services.billing.providers import CheckoutRequest, PaymentProvider, ProviderCharge
 from services.billing.repository import StoredCharge, StoredSubscription
 from services.common.bus import add_event
+from services.common.clock import as_utc, utcnow
 from services.common.db import Database, UnitOfWork
+from services.common.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 
 SERVICE = "billing"
 Clock = Callable[[], datetime]
 HISTORY_SHOWN = 50
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+system_clock: Clock = utcnow
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class BillingHandlers:
         self.clock = clock
 
     def now(self) -> datetime:
-        return domain.as_utc(self.clock())
+        return as_utc(self.clock())
 
     # ------------------------------------------------------------ reads
 
@@ -115,10 +114,10 @@ class BillingHandlers:
         if limit == 0:
             limit = 50
         if not 1 <= limit <= 200:
-            raise domain.ValidationFailed("limit must be between 1 and 200",
+            raise ValidationFailed("limit must be between 1 and 200",
                                           errors=[{"field": "limit", "reason": "out_of_range", "value": limit}])
         if before_id < 0:
-            raise domain.ValidationFailed("before_id must not be negative",
+            raise ValidationFailed("before_id must not be negative",
                                           errors=[{"field": "before_id", "reason": "out_of_range"}])
         async with self.db.read() as conn:
             return await repository.list_charges(conn, store_hash, limit=limit, before_id=before_id)
@@ -194,7 +193,7 @@ class BillingHandlers:
         """Start on the start plan; idempotent. Locks the store's row; publishes plan.changed (start)."""
         domain.validate_store_hash(store_hash)
         if len(merchant_account_uuid) > 64:
-            raise domain.ValidationFailed("merchant_account_uuid is too long",
+            raise ValidationFailed("merchant_account_uuid is too long",
                                           errors=[{"field": "merchant_account_uuid", "reason": "too_long"}])
         now = self.now()
         created = False

@@ -17,8 +17,8 @@ from services.billing.domain import (
     HistoryNote,
     PlanSnapshot,
     SubscriptionState,
-    as_utc,
 )
+from services.common.clock import as_utc
 from services.common.db import insert_ignore
 
 
@@ -49,10 +49,6 @@ class StoredCharge:
     checkout_url: str
 
 
-def _opt_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
-
-
 def _state_from_row(row: Any) -> StoredSubscription:
     pending = None
     if row.pending_plan is not None:
@@ -64,7 +60,7 @@ def _state_from_row(row: Any) -> StoredSubscription:
         anchor_at=as_utc(row.anchor_at),
         cycle_index=row.cycle_index,
         pending=pending,
-        pending_requested_at=_opt_utc(row.pending_requested_at),
+        pending_requested_at=as_utc(row.pending_requested_at),
     )
     return StoredSubscription(state, row.merchant_account_uuid, as_utc(row.started_at))
 

@@ -6,6 +6,7 @@ FAILED_PRECONDITION, which is what they mean."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeAlias, overload
 
 import grpc
 from backorder.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -15,7 +16,14 @@ from services.billing import domain
 from services.billing.handlers import BillingHandlers, SubscriptionView
 from services.billing.repository import StoredCharge
 
+# The servicer reads nothing from its context (errors are raised and mapped by the interceptor).
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
+
+@overload
+def _stamp(moment: datetime) -> timestamp_pb2.Timestamp: ...
+@overload
+def _stamp(moment: None) -> None: ...
 def _stamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     if moment is None:
         return None
@@ -78,7 +86,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, handlers: BillingHandlers) -> None:
         self.handlers = handlers
 
-    async def GetEntitlement(self, request: billing_pb2.GetEntitlementRequest, context: grpc.aio.ServicerContext
+    async def GetEntitlement(self, request: billing_pb2.GetEntitlementRequest, context: Context
                              ) -> billing_pb2.GetEntitlementResponse:
         entitlement = await self.handlers.entitlement(request.store_hash)
         return billing_pb2.GetEntitlementResponse(
@@ -87,17 +95,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             unlimited=entitlement.plan.unlimited,
         )
 
-    async def ListPlans(self, request: billing_pb2.ListPlansRequest, context: grpc.aio.ServicerContext
+    async def ListPlans(self, request: billing_pb2.ListPlansRequest, context: Context
                         ) -> billing_pb2.ListPlansResponse:
         return billing_pb2.ListPlansResponse(plans=[plan_message(plan) for plan in self.handlers.plans()])
 
-    async def GetSubscription(self, request: billing_pb2.GetSubscriptionRequest, context: grpc.aio.ServicerContext
+    async def GetSubscription(self, request: billing_pb2.GetSubscriptionRequest, context: Context
                               ) -> billing_pb2.GetSubscriptionResponse:
         view = await self.handlers.subscription(request.store_hash)
         return billing_pb2.GetSubscriptionResponse(subscription=subscription_message(self.handlers, view))
 
     async def QuotePlanChange(self, request: billing_pb2.QuotePlanChangeRequest,
-                              context: grpc.aio.ServicerContext) -> billing_pb2.QuotePlanChangeResponse:
+                              context: Context) -> billing_pb2.QuotePlanChangeResponse:
         quote = await self.handlers.quote(request.store_hash, request.plan)
         return billing_pb2.QuotePlanChangeResponse(
             kind=quote.kind, from_plan=quote.from_plan, to_plan=quote.to_plan, amount=_money(quote.amount_cents),
@@ -106,7 +114,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             explanation=quote.explanation,
         )
 
-    async def ChangePlan(self, request: billing_pb2.ChangePlanRequest, context: grpc.aio.ServicerContext
+    async def ChangePlan(self, request: billing_pb2.ChangePlanRequest, context: Context
                          ) -> billing_pb2.ChangePlanResponse:
         result = await self.handlers.change_plan(request.store_hash, request.plan)
         response = billing_pb2.ChangePlanResponse(
@@ -119,22 +127,22 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return response
 
     async def CancelPendingChange(self, request: billing_pb2.CancelPendingChangeRequest,
-                                  context: grpc.aio.ServicerContext) -> billing_pb2.CancelPendingChangeResponse:
+                                  context: Context) -> billing_pb2.CancelPendingChangeResponse:
         view = await self.handlers.cancel_pending(request.store_hash)
         return billing_pb2.CancelPendingChangeResponse(subscription=subscription_message(self.handlers, view))
 
-    async def ListCharges(self, request: billing_pb2.ListChargesRequest, context: grpc.aio.ServicerContext
+    async def ListCharges(self, request: billing_pb2.ListChargesRequest, context: Context
                           ) -> billing_pb2.ListChargesResponse:
         charges = await self.handlers.charges(request.store_hash, limit=request.limit, before_id=request.before_id)
         return billing_pb2.ListChargesResponse(charges=[charge_message(charge) for charge in charges])
 
     async def StartSubscription(self, request: billing_pb2.StartSubscriptionRequest,
-                                context: grpc.aio.ServicerContext) -> billing_pb2.StartSubscriptionResponse:
+                                context: Context) -> billing_pb2.StartSubscriptionResponse:
         view, created = await self.handlers.start(request.store_hash, request.merchant_account_uuid)
         return billing_pb2.StartSubscriptionResponse(subscription=subscription_message(self.handlers, view),
                                                      created=created)
 
-    async def EndSubscription(self, request: billing_pb2.EndSubscriptionRequest, context: grpc.aio.ServicerContext
+    async def EndSubscription(self, request: billing_pb2.EndSubscriptionRequest, context: Context
                               ) -> billing_pb2.EndSubscriptionResponse:
         view = await self.handlers.end(request.store_hash)
         return billing_pb2.EndSubscriptionResponse(subscription=subscription_message(self.handlers, view))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
+from services.common import product_status as status_rule
 from services.common.errors import ValidationFailed
 
 # ---------------------------------------------------------------- themes
@@ -343,12 +344,6 @@ def _as_text(value: object | None) -> str:
 
 # ---------------------------------------------------------------- product views
 
-STATUS_IN_STOCK = "in_stock"
-STATUS_LOW_STOCK = "low_stock"
-STATUS_BACKORDER = "backorder"
-STATUS_SOLD_OUT = "sold_out"
-
-
 @dataclass(frozen=True)
 class ProductState:
     """What inventory told us about one product (from its events)."""
@@ -365,7 +360,7 @@ class ProductState:
 
     @property
     def salable_qty(self) -> int | None:
-        return None if self.threshold is None else self.stock + self.threshold
+        return status_rule.salable_qty(self.stock, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -393,14 +388,8 @@ class ProductView:
 
 
 def product_status(state: ProductState, low_stock_level: int) -> str:
-    salable = state.salable_qty
-    if salable is not None and salable <= 0:
-        return STATUS_SOLD_OUT
-    if state.stock <= 0:
-        return STATUS_BACKORDER
-    if low_stock_level > 0 and state.stock <= low_stock_level:
-        return STATUS_LOW_STOCK
-    return STATUS_IN_STOCK
+    """The shared status rule (services.common.product_status) for one product's state."""
+    return status_rule.product_status(state.stock, state.threshold, low_stock_level)
 
 
 def product_values(state: ProductState, settings: Settings) -> dict[str, object | None]:
@@ -420,10 +409,10 @@ def build_view(state: ProductState | None, product_id: int, settings: Settings, 
                            version=state.version if state else 0, settings_revision=settings_revision)
     status = product_status(state, settings.low_stock_level)
     values = product_values(state, settings)
-    if status == STATUS_SOLD_OUT:
+    if status == status_rule.SOLD_OUT:
         messages = ProductMessages(inventory=render(settings.sold_out_message, values),
                                    button_text=settings.sold_out_button_text)
-    elif status == STATUS_BACKORDER:
+    elif status == status_rule.BACKORDER:
         messages = ProductMessages(
             inventory=render(settings.backorder_message, values),
             shipping=render(settings.shipping_message, values),
@@ -431,7 +420,7 @@ def build_view(state: ProductState | None, product_id: int, settings: Settings, 
             button_color=settings.backorder_button_color,
             button_text_color=settings.backorder_button_text_color,
         )
-    elif status == STATUS_LOW_STOCK:
+    elif status == status_rule.LOW_STOCK:
         messages = ProductMessages(inventory=render(settings.low_stock_message, values))
     else:
         messages = ProductMessages(inventory=render(settings.in_stock_message, values))
@@ -590,12 +579,7 @@ def render_order_note(lines: Iterable[OrderNoteLine], settings: Settings) -> str
 
 # ---------------------------------------------------------------- ids
 
-_STORE_HASH = re.compile(r"^[a-z0-9]{1,32}$")
 MAX_PRODUCT_ID = 2**53 - 1
-
-
-def valid_store_hash(store_hash: str) -> bool:
-    return bool(_STORE_HASH.match(store_hash))
 
 
 def valid_product_id(product_id: int) -> bool:

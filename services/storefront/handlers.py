@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from services.common.bus import IncomingMessage, add_event
 from services.common.db import Database, UnitOfWork
 from services.common.errors import NotFound
+from services.common.product_events import PRODUCT_STATE_EVENTS, is_assigned_after, product_event_version
+from services.common.stores import is_store_hash
 from services.storefront import domain, repository
 from services.storefront.tables import outbox
 
@@ -21,15 +23,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "storefront"
 SETTINGS_CHANGED = "settings.changed"
-
-# Inventory event type -> payload message; every one carries the product's full state.
-INVENTORY_EVENTS: dict[str, type[Any]] = {
-    "product.assigned": inventory_events_pb2.ProductAssigned,
-    "product.unassigned": inventory_events_pb2.ProductUnassigned,
-    "stock.changed": inventory_events_pb2.StockChanged,
-    "product.sold_out": inventory_events_pb2.ProductSoldOut,
-    "product.back_in_stock": inventory_events_pb2.ProductBackInStock,
-}
 
 
 class UnknownStore(NotFound):
@@ -169,25 +162,23 @@ class StorefrontHandlers:
         envelope = message.envelope
         if envelope is None:
             return None
-        payload_type = INVENTORY_EVENTS.get(envelope.type)
+        payload_type = PRODUCT_STATE_EVENTS.get(envelope.type)
         if payload_type is None:
             return None
         payload = message.unpack(payload_type)
-        product = payload.product
-        assigned = envelope.type != "product.unassigned" and product.assigned
-        version = product.version
-        if isinstance(payload, inventory_events_pb2.StockChanged):
-            version = max(version, payload.ledger_id)
-        state = state_from_event(product, assigned=assigned, version=version)
+        if not isinstance(payload, payload_type):
+            return None
+        state = state_from_event(payload.product, assigned=is_assigned_after(envelope.type, payload),
+                                 version=product_event_version(payload))
         occurred_at_us = envelope.occurred_at.seconds * 1_000_000 + envelope.occurred_at.nanos // 1000
         store_hash = envelope.store_hash
-        if not domain.valid_store_hash(store_hash) or not domain.valid_product_id(state.product_id):
+        if not is_store_hash(store_hash) or not domain.valid_product_id(state.product_id):
             log.warning("ignoring inventory event %s for %r/%s", message.message_id, store_hash, state.product_id)
             return None
         return store_hash, state, occurred_at_us
 
     @staticmethod
     def _check_store_hash(store_hash: str) -> None:
-        if not domain.valid_store_hash(store_hash):
+        if not is_store_hash(store_hash):
             raise UnknownStore()
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeAlias
 
+import grpc
 from backorder.storefront.v1 import storefront_pb2 as pb
 from backorder.storefront.v1 import storefront_pb2_grpc
 
 from services.common.errors import ValidationFailed
 from services.storefront import domain
 from services.storefront.handlers import StorefrontHandlers, StoreSettings
+
+# The servicer reads nothing from its context (errors are raised and mapped by the interceptor).
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 MAX_VIEWS_PER_CALL = 250
 MAX_NOTES_PER_CALL = 1000
@@ -61,31 +66,32 @@ class StorefrontServicer(storefront_pb2_grpc.StorefrontServiceServicer):
     def __init__(self, handlers: StorefrontHandlers) -> None:
         self.handlers = handlers
 
-    async def GetSettings(self, request: pb.GetSettingsRequest, context: Any) -> pb.GetSettingsResponse:
+    async def GetSettings(self, request: pb.GetSettingsRequest, context: Context) -> pb.GetSettingsResponse:
         stored = await self.handlers.get_settings(request.store_hash)
         return pb.GetSettingsResponse(settings=settings_pb(request.store_hash, stored))
 
-    async def UpdateSettings(self, request: pb.UpdateSettingsRequest, context: Any) -> pb.UpdateSettingsResponse:
-        changes: dict[str, Any] = {name: getattr(request, name) for name in _UPDATABLE if request.HasField(name)}
+    async def UpdateSettings(self, request: pb.UpdateSettingsRequest, context: Context) -> pb.UpdateSettingsResponse:
+        present = {descriptor.name for descriptor, _ in request.ListFields()}
+        changes: dict[str, Any] = {name: getattr(request, name) for name in _UPDATABLE if name in present}
         if request.set_allowed_origins:
             changes["allowed_origins"] = list(request.allowed_origins)
         stored = await self.handlers.update_settings(request.store_hash, changes, reset=request.reset_to_defaults)
         return pb.UpdateSettingsResponse(settings=settings_pb(request.store_hash, stored))
 
-    async def ListThemes(self, request: pb.ListThemesRequest, context: Any) -> pb.ListThemesResponse:
+    async def ListThemes(self, request: pb.ListThemesRequest, context: Context) -> pb.ListThemesResponse:
         return pb.ListThemesResponse(themes=themes_pb())
 
-    async def GetProductView(self, request: pb.GetProductViewRequest, context: Any) -> pb.GetProductViewResponse:
+    async def GetProductView(self, request: pb.GetProductViewRequest, context: Context) -> pb.GetProductViewResponse:
         _check_product_ids([request.product_id])
         views = await self.handlers.product_views(request.store_hash, [request.product_id])
         return pb.GetProductViewResponse(view=view_pb(views[0]))
 
-    async def GetProductViews(self, request: pb.GetProductViewsRequest, context: Any) -> pb.GetProductViewsResponse:
+    async def GetProductViews(self, request: pb.GetProductViewsRequest, context: Context) -> pb.GetProductViewsResponse:
         _check_product_ids(request.product_ids)
         views = await self.handlers.product_views(request.store_hash, list(request.product_ids))
         return pb.GetProductViewsResponse(views=[view_pb(view) for view in views])
 
-    async def CheckCart(self, request: pb.CheckCartRequest, context: Any) -> pb.CheckCartResponse:
+    async def CheckCart(self, request: pb.CheckCartRequest, context: Context) -> pb.CheckCartResponse:
         lines = [domain.CartLine(line.product_id, line.quantity, line.in_cart_qty) for line in request.lines]
         result = await self.handlers.check_cart(request.store_hash, lines)
         return pb.CheckCartResponse(
@@ -97,11 +103,11 @@ class StorefrontServicer(storefront_pb2_grpc.StorefrontServiceServicer):
             backordered_qty=result.backordered_qty, added_qty=result.added_qty,
         )
 
-    async def RenderOrderNote(self, request: pb.RenderOrderNoteRequest, context: Any) -> pb.RenderOrderNoteResponse:
+    async def RenderOrderNote(self, request: pb.RenderOrderNoteRequest, context: Context) -> pb.RenderOrderNoteResponse:
         lines = [domain.OrderNoteLine(line.name, line.sku, line.backordered_qty) for line in request.lines]
         return pb.RenderOrderNoteResponse(note=await self.handlers.order_note(request.store_hash, lines))
 
-    async def RenderOrderNotes(self, request: pb.RenderOrderNotesRequest, context: Any
+    async def RenderOrderNotes(self, request: pb.RenderOrderNotesRequest, context: Context
                                ) -> pb.RenderOrderNotesResponse:
         if len(request.orders) > MAX_NOTES_PER_CALL:
             raise ValidationFailed("too many orders", errors=[
@@ -111,7 +117,7 @@ class StorefrontServicer(storefront_pb2_grpc.StorefrontServiceServicer):
         return pb.RenderOrderNotesResponse(notes=await self.handlers.order_notes(request.store_hash, orders))
 
 
-def _check_product_ids(product_ids: Any) -> None:
+def _check_product_ids(product_ids: Iterable[int]) -> None:
     ids = list(product_ids)
     errors = [{"field": "product_ids", "item": i, "reason": "must_be_positive"}
               for i, pid in enumerate(ids) if not domain.valid_product_id(pid)]

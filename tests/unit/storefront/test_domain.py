@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.errors import ValidationFailed
+from services.common.stores import is_store_hash as valid_store_hash
 from services.storefront.domain import (
     DEFAULT_SETTINGS,
     GENERIC,
@@ -24,7 +25,6 @@ from services.storefront.domain import (
     render,
     render_order_note,
     theme_selectors,
-    valid_store_hash,
 )
 
 
