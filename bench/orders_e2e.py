@@ -183,7 +183,7 @@ async def prepare(platform: BenchPlatform, http: httpx.AsyncClient, products: in
 async def run(args: argparse.Namespace) -> None:
     urls = create_databases(args.admin_url)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    platform = BenchPlatform(data_dir)
+    platform = BenchPlatform(data_dir, inherited_env=dict(os.environ))
     platform.database_urls = urls
     platform.nats_port, platform.gateway_port, platform.sandbox_port = free_port(), free_port(), free_port()
     platform.grpc_ports = {name: free_port() for name in platform.grpc_ports}

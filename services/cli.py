@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import runpy
 import sys
 
@@ -37,17 +36,17 @@ def serve(service: str) -> int:
 def migrate(services: list[str]) -> int:
     from services.common import migrations
     from services.common.logs import configure_logging
-    from services.common.settings import ServiceSettings, env
+    from services.common.settings import Secret, ServiceSettings, env
 
-    configure_logging("migrate", os.environ.get("BACKORDER_LOG_LEVEL", "INFO"))
+    configure_logging("migrate", env("BACKORDER_LOG_LEVEL", "INFO"))
     for service in services or list(GRPC_SERVICES):
         if service not in GRPC_SERVICES:
             print(f"unknown service {service!r}; choose from {', '.join(GRPC_SERVICES)}", file=sys.stderr)
             return 2
         # One Job may migrate every service: BACKORDER_<SVC>_DATABASE_URL wins over the shared name.
-        url = env(f"BACKORDER_{service.upper()}_DATABASE_URL", None)
-        url = url or ServiceSettings.from_env(service).database_url.reveal()
-        migrations.upgrade(service, url)
+        url: Secret = (env(f"BACKORDER_{service.upper()}_DATABASE_URL", None, Secret)
+                       or ServiceSettings.from_env(service).database_url)
+        migrations.upgrade(service, url.reveal())
         print(f"{service}: migrated")
     return 0
 

@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,35 @@ def nats_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class LauncherSettings:
+    """What `backorder up` reads from its environment, once, at start."""
+
+    data_dir: Path
+    nats_port: int
+    gateway_port: int
+    sandbox_port: int
+    grpc_ports: Mapping[str, int]
+    metrics_ports: Mapping[str, int]
+    # The environment every child starts from (the launcher's own); it may hold secrets, so it never prints.
+    inherited_env: Mapping[str, str] = field(repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LauncherSettings:
+        source = dict(os.environ if environ is None else environ)
+        return cls(
+            data_dir=Path(env("BACKORDER_DATA_DIR", ".backorder", environ=source)).resolve(),
+            nats_port=env("BACKORDER_NATS_PORT", 4322, int, environ=source),
+            gateway_port=env("BACKORDER_GATEWAY_PORT", 8000, int, environ=source),
+            sandbox_port=env("BACKORDER_SANDBOX_PORT", 8100, int, environ=source),
+            grpc_ports={service: env(f"BACKORDER_{service.upper()}_GRPC_PORT", port, int, environ=source)
+                        for service, port in DEFAULT_GRPC_PORTS.items()},
+            metrics_ports={service: env(f"BACKORDER_{service.upper()}_METRICS_PORT", port, int, environ=source)
+                           for service, port in DEFAULT_METRICS_PORTS.items()},
+            inherited_env=source,
+        )
+
+
 @dataclass
 class Platform:
     data_dir: Path
@@ -72,22 +102,16 @@ class Platform:
     sandbox_port: int = 8100
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
+    # What the children start from (LauncherSettings.inherited_env), before the platform's own variables.
+    inherited_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: bool = False
 
     @classmethod
-    def from_env(cls) -> Platform:
-        platform = cls(Path(env("BACKORDER_DATA_DIR", ".backorder")).resolve())
-        platform.nats_port = env("BACKORDER_NATS_PORT", 4322, int)
-        platform.gateway_port = env("BACKORDER_GATEWAY_PORT", 8000, int)
-        platform.sandbox_port = env("BACKORDER_SANDBOX_PORT", 8100, int)
-        for service in platform.grpc_ports:
-            platform.grpc_ports[service] = env(f"BACKORDER_{service.upper()}_GRPC_PORT",
-                                               platform.grpc_ports[service], int)
-        for service in platform.metrics_ports:
-            platform.metrics_ports[service] = env(f"BACKORDER_{service.upper()}_METRICS_PORT",
-                                                  platform.metrics_ports[service], int)
-        return platform
+    def from_settings(cls, settings: LauncherSettings) -> Platform:
+        return cls(settings.data_dir, nats_port=settings.nats_port, gateway_port=settings.gateway_port,
+                   sandbox_port=settings.sandbox_port, grpc_ports=dict(settings.grpc_ports),
+                   metrics_ports=dict(settings.metrics_ports), inherited_env=settings.inherited_env)
 
     @property
     def nats_url(self) -> str:
@@ -116,7 +140,7 @@ class Platform:
                 )
 
     def base_env(self) -> dict[str, str]:
-        environ = dict(os.environ)
+        environ = dict(self.inherited_env)
         peers = {f"BACKORDER_{s.upper()}_GRPC_ADDR": f"{self.host}:{p}"
                  for s, p in self.grpc_ports.items() if s != "inventory_erp"}
         environ.update(peers)
@@ -152,7 +176,7 @@ class Platform:
             f'listen: "{self.host}:{self.nats_port}"\n'
             f'jetstream {{ store_dir: "{store}", sync_interval: always }}\n'
         )
-        self.spawn("nats", [nats_binary(), "-c", str(config)], dict(os.environ))
+        self.spawn("nats", [nats_binary(), "-c", str(config)], dict(self.inherited_env))
 
     def start_services(self) -> None:
         base = self.base_env()
@@ -190,7 +214,8 @@ class Platform:
         """Install the app into the demo store (idempotent) and mint an admin URL."""
         _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/install", {})
         minted = _http_post(f"{self.sandbox_url}/_sandbox/stores/{DEMO_STORE}/signed-payload", {"kind": "load"})
-        return (minted or {}).get("url")
+        url = (minted or {}).get("url")
+        return url if isinstance(url, str) else None
 
     def stop(self, grace_s: float = 10.0) -> None:
         order = ["gateway", "catalog_sync", "storefront", "inventory", "billing", "sandbox", "nats"]
@@ -208,7 +233,8 @@ class Platform:
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except (urllib.error.URLError, OSError):
         return False
 
@@ -229,7 +255,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def up() -> int:
-    platform = Platform.from_env()
+    platform = Platform.from_settings(LauncherSettings.from_env())
     stop_requested = False
     stop_event = threading.Event()
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 
 from services.billing import domain
 from services.billing.handlers import BillingHandlers
 from services.billing.providers import NoChargeProvider
-from services.billing.server import SERVICE, catalogue_from_env
+from services.billing.server import SERVICE
+from services.billing.settings import catalogue_from_env, cli_log_level
 from services.common import migrations
 from services.common.db import Database
 from services.common.logs import configure_logging
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["plans", "renew"])
     args = parser.parse_args(argv)
-    configure_logging(SERVICE, os.environ.get("BACKORDER_LOG_LEVEL", "WARNING"))
+    configure_logging(SERVICE, cli_log_level())
     try:
         if args.command == "plans":
             return _plans()

@@ -7,7 +7,7 @@
   (shared/bigcommerce/REFERENCE.md §9). BigCommerce invoices the merchant; our charges ledger
   records what we computed and the checkout the merchant has to confirm.
 
-Selected by BACKORDER_BILLING_PROVIDER=none|unified (see `provider_from_env`).
+Selected by BACKORDER_BILLING_PROVIDER=none|unified (see services.billing.settings.ProviderSettings).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from services.billing.settings import ProviderSettings
 from services.common.errors import DomainError, Unavailable
-from services.common.settings import InvalidSetting, Secret, env
+from services.common.settings import Secret
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +202,14 @@ class UnifiedBillingProvider:
             await self._client.aclose()
 
 
-def provider_from_env(environ: Mapping[str, str] | None = None) -> PaymentProvider:
-    """BACKORDER_BILLING_PROVIDER=none (default) | unified. `unified` requires
-    BACKORDER_BC_PARTNER_ACCOUNT_UUID, BACKORDER_BC_ACCOUNT_TOKEN (secret) and BACKORDER_BC_APP_ID;
-    BACKORDER_BC_API_URL defaults to https://api.bigcommerce.com."""
-    kind = env("BACKORDER_BILLING_PROVIDER", "none", environ=environ).strip().lower()
-    if kind == "none":
+def build_provider(settings: ProviderSettings) -> PaymentProvider:
+    """The provider `settings` name (its HTTP client is created here, at start-up)."""
+    if settings.kind == "none":
         return NoChargeProvider()
-    if kind != "unified":
-        raise InvalidSetting("BACKORDER_BILLING_PROVIDER", kind, "expected none or unified")
-    return UnifiedBillingProvider(
-        api_base=env("BACKORDER_BC_API_URL", "https://api.bigcommerce.com", environ=environ),
-        partner_account_uuid=env("BACKORDER_BC_PARTNER_ACCOUNT_UUID", environ=environ,
-                                 help_text="the partner account that owns the app"),
-        account_token=env("BACKORDER_BC_ACCOUNT_TOKEN", cast=Secret, environ=environ,
-                          help_text="account-level API token with the account_checkouts_* scopes"),
-        app_id=env("BACKORDER_BC_APP_ID", environ=environ, help_text="the app's id in the Partner Portal"),
-    )
+    return UnifiedBillingProvider(api_base=settings.api_base, partner_account_uuid=settings.partner_account_uuid,
+                                  account_token=settings.account_token, app_id=settings.app_id)
+
+
+def provider_from_env(environ: Mapping[str, str] | None = None) -> PaymentProvider:
+    """The provider BACKORDER_BILLING_PROVIDER and its settings choose (see ProviderSettings)."""
+    return build_provider(ProviderSettings.from_env(environ))

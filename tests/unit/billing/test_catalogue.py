@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from services.billing import domain, server
+from services.billing import domain
+from services.billing import settings as server
 from services.billing.domain import DEFAULT_PLANS, Catalogue, InvalidPlanConfig, parse_plans_json
 
 
