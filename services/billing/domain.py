@@ -45,14 +45,20 @@ CANCEL_PENDING = "cancel_pending"
 # ---------------------------------------------------------------- errors
 
 class AlreadyOnPlan(DomainError):
+    """A change to the plan the store is on, with no scheduled downgrade it could cancel."""
+
     code = "already_on_plan"
 
 
 class NoPendingChange(DomainError):
+    """A cancel of the scheduled downgrade when none is scheduled."""
+
     code = "no_pending_change"
 
 
 class SubscriptionNotActive(DomainError):
+    """A plan change or quote for a store that never started a subscription or ended it (uninstalled)."""
+
     code = "subscription_not_active"
 
 

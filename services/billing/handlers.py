@@ -35,12 +35,6 @@ system_clock: Clock = utcnow
 
 
 @dataclass(frozen=True)
-class Entitlement:
-    store_hash: str
-    plan: PlanSnapshot
-
-
-@dataclass(frozen=True)
 class SubscriptionView:
     store_hash: str
     # None when the store never started a subscription.
@@ -80,13 +74,14 @@ class BillingHandlers:
 
     # ------------------------------------------------------------ reads
 
-    async def entitlement(self, store_hash: str) -> Entitlement:
-        """One primary-key read; a due downgrade counts at once even before the scheduler ran."""
+    async def entitlement(self, store_hash: str) -> PlanSnapshot:
+        """The plan that governs the store now (what inventory enforces when assigning products).
+        One primary-key read; a due downgrade counts at once even before the scheduler ran."""
         domain.validate_store_hash(store_hash)
         async with self.db.read() as conn:
             stored = await repository.load_subscription(conn, store_hash)
         state = stored.state if stored else None
-        return Entitlement(store_hash, domain.effective_plan(state, self.catalogue, self.now()))
+        return domain.effective_plan(state, self.catalogue, self.now())
 
     def plans(self) -> list[domain.PlanSpec]:
         return list(self.catalogue.plans)

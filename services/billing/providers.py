@@ -61,6 +61,8 @@ class CheckoutRequest:
 
 @dataclass(frozen=True)
 class ProviderCharge:
+    """What the provider made of a charge: its reference and the checkout the merchant confirms."""
+
     provider: str
     reference: str = ""
     checkout_url: str = ""

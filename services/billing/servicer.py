@@ -88,11 +88,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     async def GetEntitlement(self, request: billing_pb2.GetEntitlementRequest, context: Context
                              ) -> billing_pb2.GetEntitlementResponse:
-        entitlement = await self.handlers.entitlement(request.store_hash)
+        plan = await self.handlers.entitlement(request.store_hash)
         return billing_pb2.GetEntitlementResponse(
-            store_hash=entitlement.store_hash, plan=entitlement.plan.code,
-            max_assigned_products=entitlement.plan.max_assigned_products or 0,
-            unlimited=entitlement.plan.unlimited,
+            store_hash=request.store_hash, plan=plan.code, max_assigned_products=plan.max_assigned_products or 0,
+            unlimited=plan.unlimited,
         )
 
     async def ListPlans(self, request: billing_pb2.ListPlansRequest, context: Context

@@ -40,20 +40,31 @@ class Selectors:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-# Cornerstone 6.x (REFERENCE.md §8: templates/components/products/product-view.html,
-# add-to-cart.html, templates/components/cart/content.html). 6.20 and 6.21 share these hooks.
-CORNERSTONE = Selectors(
-    product_view=".productView",
-    product_id_input='form[data-cart-item-add] input[name="product_id"]',
-    add_to_cart_form="form[data-cart-item-add]",
-    add_to_cart_button="#form-action-addToCart",
-    quantity_input='form[data-cart-item-add] input[name="qty[]"]',
-    message_anchor=".form-field--stock",
-    stock_label=".form-field--stock",
-    cart_line="tr.cart-item[data-item-row]",
-    cart_line_product="[data-product-id]",
-    cart_line_message_anchor=".cart-item-title",
-)
+# Each hook as (Cornerstone 6.x, "Other"). Cornerstone: REFERENCE.md §8,
+# templates/components/products/product-view.html, add-to-cart.html and
+# templates/components/cart/content.html; 6.20 and 6.21 share these hooks. "Other": generic
+# selectors that match Stencil themes and most hand-made product forms.
+_HOOKS: dict[str, tuple[str, str]] = {
+    "product_view": (".productView", '.productView, [data-product-view], [itemtype$="/Product"], main'),
+    "product_id_input": ('form[data-cart-item-add] input[name="product_id"]',
+                         'input[name="product_id"], [data-product-id]'),
+    "add_to_cart_form": ("form[data-cart-item-add]",
+                         'form[data-cart-item-add], form[action*="cart.php"], form[action*="/cart"]'),
+    "add_to_cart_button": ("#form-action-addToCart",
+                           '#form-action-addToCart, form[data-cart-item-add] [type="submit"], '
+                           'form[action*="cart.php"] [type="submit"], [data-button-type="add-cart"]'),
+    "quantity_input": ('form[data-cart-item-add] input[name="qty[]"]',
+                       'input[name="qty[]"], input[name="quantity"], input[name="qty"]'),
+    "message_anchor": (".form-field--stock", ".form-field--stock, .productView-info, "
+                                             "[data-product-price-without-tax], form[data-cart-item-add]"),
+    "stock_label": (".form-field--stock", ".form-field--stock"),
+    "cart_line": ("tr.cart-item[data-item-row]", "tr.cart-item, [data-item-row], .cart-item, [data-cart-item]"),
+    "cart_line_product": ("[data-product-id]", "[data-product-id]"),
+    "cart_line_message_anchor": (".cart-item-title",
+                                 ".cart-item-title, .cart-item-name, td:nth-child(2), :scope > *"),
+}
+CORNERSTONE = Selectors(**{hook: selectors[0] for hook, selectors in _HOOKS.items()})
+GENERIC = Selectors(**{hook: selectors[1] for hook, selectors in _HOOKS.items()})
 
 # Cornerstone before 6.12 put the stock label in .productView-info and the button had no id
 # on some variations; derived themes built on those versions keep that markup.
@@ -63,26 +74,11 @@ CORNERSTONE_LEGACY = replace(
     message_anchor=".form-field--stock, .productView-info",
 )
 
-# "Other": generic selectors that match Stencil themes and most hand-made product forms.
-GENERIC = Selectors(
-    product_view='.productView, [data-product-view], [itemtype$="/Product"], main',
-    product_id_input='input[name="product_id"], [data-product-id]',
-    add_to_cart_form='form[data-cart-item-add], form[action*="cart.php"], form[action*="/cart"]',
-    add_to_cart_button=(
-        '#form-action-addToCart, form[data-cart-item-add] [type="submit"], '
-        'form[action*="cart.php"] [type="submit"], [data-button-type="add-cart"]'
-    ),
-    quantity_input='input[name="qty[]"], input[name="quantity"], input[name="qty"]',
-    message_anchor='.form-field--stock, .productView-info, [data-product-price-without-tax], form[data-cart-item-add]',
-    stock_label=".form-field--stock",
-    cart_line='tr.cart-item, [data-item-row], .cart-item, [data-cart-item]',
-    cart_line_product="[data-product-id]",
-    cart_line_message_anchor=".cart-item-title, .cart-item-name, td:nth-child(2), :scope > *",
-)
-
 
 @dataclass(frozen=True)
 class ThemeVersion:
+    """One release of a theme and the hooks its markup offers."""
+
     version: str
     selectors: Selectors
 
@@ -365,6 +361,8 @@ class ProductState:
 
 @dataclass(frozen=True)
 class ProductMessages:
+    """The texts a product page shows for the product's status ("" = nothing shown)."""
+
     inventory: str = ""
     shipping: str = ""
     button_text: str = ""
