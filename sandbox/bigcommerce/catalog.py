@@ -6,6 +6,7 @@ kept (and writable) while tracking is none; orders decrement stock only while tr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sandbox.bigcommerce.catalog_fields import (
@@ -199,15 +200,22 @@ def emit_product_inventory(sb: Sandbox, store_hash: str, product: dict[str, Any]
                                 "inventory": {"product_id": product["id"], "method": method, "value": value}})
 
 
-def batch_update_products(sb: Sandbox, store_hash: str, body: Any) -> list[dict[str, Any]]:
+def _batch_items(body: Any, most: int) -> Iterator[dict[str, Any]]:
+    """A batch update's items, each checked for an integer id as it is reached (so an earlier item's
+    lookup fails before a later item's id does); the batch must be a non-empty array of at most `most`."""
     if not isinstance(body, list) or not body:
         raise unprocessable("JSON data is missing or invalid", {"body": "must be a non-empty array"})
-    if len(body) > 10:
-        raise ApiError(413, "The request payload is too large. The maximum items allowed in the array is 10")
-    prepared = []
+    if len(body) > most:
+        raise ApiError(413, f"The request payload is too large. The maximum items allowed in the array is {most}")
     for index, item in enumerate(body):
         if not isinstance(item, dict) or not is_int(item.get("id")):
             raise unprocessable("JSON data is missing or invalid", {f"[{index}].id": "id is required"})
+        yield item
+
+
+def batch_update_products(sb: Sandbox, store_hash: str, body: Any) -> list[dict[str, Any]]:
+    prepared = []
+    for item in _batch_items(body, 10):
         doc, _ = product_row(sb, store_hash, item["id"])
         fields = checked_fields(item)
         _check_references(sb, store_hash, fields)
@@ -274,14 +282,8 @@ def apply_variant_fields(sb: Sandbox, store_hash: str, variant: dict[str, Any], 
 
 
 def batch_update_variants(sb: Sandbox, store_hash: str, body: Any) -> list[dict[str, Any]]:
-    if not isinstance(body, list) or not body:
-        raise unprocessable("JSON data is missing or invalid", {"body": "must be a non-empty array"})
-    if len(body) > 50:
-        raise ApiError(413, "The request payload is too large. The maximum items allowed in the array is 50")
     prepared = []
-    for index, item in enumerate(body):
-        if not isinstance(item, dict) or not is_int(item.get("id")):
-            raise unprocessable("JSON data is missing or invalid", {f"[{index}].id": "id is required"})
+    for item in _batch_items(body, 50):
         prepared.append((variant_row(sb, store_hash, item["id"]), checked_fields(item, VARIANT_WRITABLE)))
     with sb.db.transaction():
         return [apply_variant_fields(sb, store_hash, v, f, method="absolute") for v, f in prepared]

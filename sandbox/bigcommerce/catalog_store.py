@@ -28,10 +28,8 @@ def variants_of(sb: Sandbox, product_ids: list[int]) -> dict[int, list[dict[str,
 
 
 def variant_row(sb: Sandbox, store_hash: str, variant_id: int) -> dict[str, Any]:
-    doc = sb.db.doc("SELECT doc FROM variants WHERE store_hash = ? AND id = ?", (store_hash, variant_id))
-    if doc is None:
-        raise not_found(f"The variant with ID {variant_id} was not found")
-    return doc
+    return sb.db.required_doc("SELECT doc FROM variants WHERE store_hash = ? AND id = ?", (store_hash, variant_id),
+                              missing=f"The variant with ID {variant_id} was not found")
 
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sandbox.bigcommerce.errors import not_found
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stores (
     hash TEXT PRIMARY KEY, store_id TEXT NOT NULL, name TEXT NOT NULL, timezone TEXT NOT NULL,
@@ -134,6 +136,13 @@ class Database:
     def doc(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         row = self.one(sql, params)
         return None if row is None else json.loads(row[0])
+
+    def required_doc(self, sql: str, params: Any = (), *, missing: str) -> dict[str, Any]:
+        """`doc`, or a 404 titled `missing` when there is no such document."""
+        doc = self.doc(sql, params)
+        if doc is None:
+            raise not_found(missing)
+        return doc
 
 
 def dumps(value: Any) -> str:

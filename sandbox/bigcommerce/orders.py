@@ -8,7 +8,7 @@ from typing import Any
 from sandbox.bigcommerce.catalog_store import item_settings, product_row, variants_of
 from sandbox.bigcommerce.core import Sandbox, money, rfc2822_now
 from sandbox.bigcommerce.db import dumps
-from sandbox.bigcommerce.errors import ApiError, not_found
+from sandbox.bigcommerce.errors import ApiError
 from sandbox.bigcommerce.inventory import set_stock, stock_position
 
 ORDER_STATUSES = {
@@ -202,10 +202,8 @@ def _insert_order_product(sb: Sandbox, store_hash: str, order_id: int, line: dic
 
 
 def order_doc(sb: Sandbox, store_hash: str, order_id: int) -> dict[str, Any]:
-    doc = sb.db.doc("SELECT doc FROM orders WHERE store_hash = ? AND id = ?", (store_hash, order_id))
-    if doc is None:
-        raise not_found("The requested resource was not found.")
-    return doc
+    return sb.db.required_doc("SELECT doc FROM orders WHERE store_hash = ? AND id = ?", (store_hash, order_id),
+                              missing="The requested resource was not found.")
 
 
 def with_links(order: dict[str, Any], api_base: str) -> dict[str, Any]:

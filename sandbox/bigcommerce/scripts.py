@@ -9,7 +9,7 @@ from typing import Any
 
 from sandbox.bigcommerce.core import Sandbox, iso_now
 from sandbox.bigcommerce.db import dumps
-from sandbox.bigcommerce.errors import not_found, unprocessable
+from sandbox.bigcommerce.errors import unprocessable
 
 ENUMS = {
     "kind": ("src", "script_tag"),
@@ -67,11 +67,8 @@ def create_script(sb: Sandbox, store_hash: str, client_id: str, body: Any) -> di
 
 
 def get_script(sb: Sandbox, store_hash: str, client_id: str, script_uuid: str) -> dict[str, Any]:
-    doc = sb.db.doc("SELECT doc FROM scripts WHERE store_hash = ? AND client_id = ? AND uuid = ?",
-                    (store_hash, client_id, script_uuid))
-    if doc is None:
-        raise not_found(f"Script {script_uuid} was not found")
-    return doc
+    return sb.db.required_doc("SELECT doc FROM scripts WHERE store_hash = ? AND client_id = ? AND uuid = ?",
+                              (store_hash, client_id, script_uuid), missing=f"Script {script_uuid} was not found")
 
 
 def list_scripts(sb: Sandbox, store_hash: str, client_id: str | None = None) -> list[dict[str, Any]]:

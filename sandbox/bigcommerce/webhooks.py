@@ -24,7 +24,7 @@ import httpx
 
 from sandbox.bigcommerce.core import Sandbox
 from sandbox.bigcommerce.db import dumps
-from sandbox.bigcommerce.errors import ApiError, not_found, unprocessable
+from sandbox.bigcommerce.errors import ApiError, unprocessable
 
 log = logging.getLogger("sandbox.bigcommerce.webhooks")
 
@@ -82,11 +82,8 @@ def create_hook(sb: Sandbox, store_hash: str, client_id: str, body: Any) -> dict
 
 
 def get_hook(sb: Sandbox, store_hash: str, client_id: str, hook_id: int) -> dict[str, Any]:
-    doc = sb.db.doc("SELECT doc FROM hooks WHERE store_hash = ? AND client_id = ? AND id = ?",
-                    (store_hash, client_id, hook_id))
-    if doc is None:
-        raise not_found(f"Webhook {hook_id} was not found")
-    return doc
+    return sb.db.required_doc("SELECT doc FROM hooks WHERE store_hash = ? AND client_id = ? AND id = ?",
+                              (store_hash, client_id, hook_id), missing=f"Webhook {hook_id} was not found")
 
 
 def list_hooks(sb: Sandbox, store_hash: str, client_id: str, params: dict[str, str]) -> list[dict[str, Any]]:

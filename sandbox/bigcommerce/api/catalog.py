@@ -142,10 +142,9 @@ async def brands_collection(request: Request) -> Response:
 
 async def brand_item(request: Request) -> Response:
     sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
-    brand = sb.db.doc("SELECT doc FROM brands WHERE store_hash = ? AND id = ?",
-                      (store_hash, request.path_params["brand_id"]))
-    if brand is None:
-        raise not_found(f"Brand {request.path_params['brand_id']} was not found")
+    brand_id = request.path_params["brand_id"]
+    brand = sb.db.required_doc("SELECT doc FROM brands WHERE store_hash = ? AND id = ?", (store_hash, brand_id),
+                               missing=f"Brand {brand_id} was not found")
     if request.method == "DELETE":
         sb.db.execute("DELETE FROM brands WHERE id = ?", (brand["id"],))
         return Response(status_code=204)

@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 from sandbox.bigcommerce import orders
 from sandbox.bigcommerce.api.responses import api_base, json_body, paging, v2_list
 from sandbox.bigcommerce.core import Sandbox
-from sandbox.bigcommerce.errors import not_found
 
 
 async def orders_collection(request: Request) -> Response:
@@ -61,11 +60,9 @@ async def order_product_item(request: Request) -> Response:
     sb, store_hash = Sandbox.of(request), request.path_params["store_hash"]
     order_id = request.path_params["order_id"]
     orders.order_doc(sb, store_hash, order_id)
-    doc = sb.db.doc("SELECT doc FROM order_products WHERE order_id = ? AND id = ?",
-                    (order_id, request.path_params["line_id"]))
-    if doc is None:
-        raise not_found("The requested resource was not found.")
-    return JSONResponse(doc)
+    return JSONResponse(sb.db.required_doc("SELECT doc FROM order_products WHERE order_id = ? AND id = ?",
+                                           (order_id, request.path_params["line_id"]),
+                                           missing="The requested resource was not found."))
 
 
 async def order_statuses(request: Request) -> Response:
