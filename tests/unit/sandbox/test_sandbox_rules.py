@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from sandbox.bigcommerce.product_listing import product_filters
 from sandbox.bigcommerce.config import SandboxConfig
 from sandbox.bigcommerce.core import scope_matches, webhook_body
 from sandbox.bigcommerce.errors import ApiError
+from sandbox.bigcommerce.product_listing import product_filters
 from sandbox.bigcommerce.webhooks import RETRY_SCHEDULE_SECONDS
 
 
