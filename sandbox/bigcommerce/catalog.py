@@ -178,9 +178,9 @@ def _apply_product_fields(sb: Sandbox, store_hash: str, doc: dict[str, Any], fie
         sb.emit(store_hash, "store/product/updated", {"type": "product", "id": doc["id"]})
     if level_changed:
         emit_product_inventory(sb, store_hash, doc, method=method,
-                                value=doc["inventory_level"] if method == "absolute"
-                                else doc["inventory_level"] - before["inventory_level"],
-                                scope="store/product/inventory/updated")
+                               value=doc["inventory_level"] if method == "absolute"
+                               else doc["inventory_level"] - before["inventory_level"],
+                               scope="store/product/inventory/updated")
     return doc
 
 
@@ -192,7 +192,7 @@ def mirror_base_variant(sb: Sandbox, product: dict[str, Any]) -> None:
 
 
 def emit_product_inventory(sb: Sandbox, store_hash: str, product: dict[str, Any], *, method: str, value: int,
-                            scope: str) -> None:
+                           scope: str) -> None:
     # Products with variants fire product inventory events only when tracked by product.
     if product["base_variant_id"] is None and product["inventory_tracking"] != "product":
         return
@@ -249,7 +249,7 @@ def update_variant(sb: Sandbox, store_hash: str, variant_id: int, body: Any, pro
 
 
 def apply_variant_fields(sb: Sandbox, store_hash: str, variant: dict[str, Any], fields: dict[str, Any], *,
-                          method: str, scope: str = "store/sku/inventory/updated") -> dict[str, Any]:
+                         method: str, scope: str = "store/sku/inventory/updated") -> dict[str, Any]:
     product, _ = product_row(sb, store_hash, variant["product_id"])
     before_level = variant["inventory_level"]
     if product["base_variant_id"] == variant["id"]:

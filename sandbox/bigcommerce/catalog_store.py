@@ -32,10 +32,9 @@ def variant_row(sb: Sandbox, store_hash: str, variant_id: int) -> dict[str, Any]
                               missing=f"The variant with ID {variant_id} was not found")
 
 
-
-# ----- inventory -----
 def item_settings(sb: Sandbox, store_hash: str, product_id: int, variant_id: int, **updates: Any
-                   ) -> dict[str, Any]:
+                  ) -> dict[str, Any]:
+    """One inventory item's settings row (created on first use), after applying `updates` to its columns."""
     sb.db.execute("INSERT OR IGNORE INTO inventory_items (store_hash, product_id, variant_id, location_id) "
                   "VALUES (?, ?, ?, 1)", (store_hash, product_id, variant_id))
     for column, value in updates.items():

@@ -132,12 +132,12 @@ def set_stock(sb: Sandbox, store_hash: str, product: dict[str, Any], key: int, l
         if product["base_variant_id"]:
             mirror_base_variant(sb, product)
         emit_product_inventory(sb, store_hash, product, method=method,
-                                value=level if method == "absolute" else level - before,
-                                scope=f"store/product/{scope_suffix}")
+                               value=level if method == "absolute" else level - before,
+                               scope=f"store/product/{scope_suffix}")
         return
     variant = variant_row(sb, store_hash, key)
     apply_variant_fields(sb, store_hash, variant, {"inventory_level": level}, method=method,
-                          scope=f"store/sku/{scope_suffix}")
+                         scope=f"store/sku/{scope_suffix}")
 
 
 def adjust_inventory(sb: Sandbox, store_hash: str, body: Any, *, relative: bool) -> dict[str, Any]:

@@ -157,11 +157,10 @@ def create_order(sb: Sandbox, store_hash: str, body: Any, *, source: str = "exte
                 product, _ = product_row(sb, store_hash, line["product"]["id"])
                 position = stock_position(sb, store_hash, product, line["variant"]["id"])
                 set_stock(sb, store_hash, product, plan["key"], position["on_hand"] - plan["ready"],
-                                  method="relative", scope_suffix="inventory/order/updated")
+                          method="relative", scope_suffix="inventory/order/updated")
                 if plan["backordered"]:
                     item_settings(sb, store_hash, product["id"], plan["key"],
-                                           qty_backordered=position["settings"]["qty_backordered"]
-                                           + plan["backordered"])
+                                  qty_backordered=position["settings"]["qty_backordered"] + plan["backordered"])
         sb.emit(store_hash, "store/order/created", {"type": "order", "id": order_id})
     return order
 
@@ -269,7 +268,7 @@ def _return_stock(sb: Sandbox, store_hash: str, order_id: int) -> None:
         returned = line["quantity"] - backordered
         if returned:
             set_stock(sb, store_hash, product, position["key"], position["on_hand"] + returned,
-                              method="relative", scope_suffix="inventory/order/updated")
+                      method="relative", scope_suffix="inventory/order/updated")
         if backordered:
             item_settings(sb, store_hash, product["id"], position["key"], qty_backordered=max(
                 position["settings"]["qty_backordered"] - backordered, 0))
