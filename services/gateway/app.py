@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from services.common.bus import EventBus
+from services.gateway.auth import RemovedUsers, TokenCache, grpc_token_verifier
 from services.gateway.backends import Backends
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.settings import GatewaySettings
@@ -26,7 +27,9 @@ from services.gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-ROUTE_MODULES = ("health", "bigcommerce", "webhooks", "storefront", "admin_api", "admin_ui")
+# The admin API is one module per resource (/api/v1/…); admin_ui renders the pages.
+ROUTE_MODULES = ("health", "bigcommerce", "webhooks", "storefront", "products", "backorder_products", "imports",
+                 "sync", "store_settings", "reports", "billing", "tokens", "admin_ui")
 
 
 def _route_modules() -> list[Any]:
@@ -71,6 +74,9 @@ def create_app(settings: GatewaySettings | None = None, *, backends: Backends | 
             if backends is None:
                 await app.state.backends.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.state.settings = settings
+    # Who may call the admin: sessions of removed users, and API tokens (verified by inventory, cached).
+    app.state.removed_users = RemovedUsers()
+    app.state.token_cache = TokenCache(grpc_token_verifier(lambda: app.state.backends.tokens))
     return app
