@@ -28,7 +28,7 @@ class GatewaySettings:
     storefront_cors_origins: tuple[str, ...]
     # Derives each store's X-Backorder-Hook-Token (the same key catalog_sync registers hooks with).
     webhook_secret_key: Secret
-    # The storefront API's response cache and per-store token bucket (routes/storefront.py).
+    # The storefront API's response cache (storefront_cache.py) and per-store token bucket (rate_limit.py).
     storefront_cache_ttl_s: float
     storefront_cache_max_entries: int
     storefront_rate_limit: float  # requests/s per store and gateway process; 0 = off
