@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -22,6 +23,7 @@ from services.common.bus import EventBus
 from services.gateway.auth import RemovedUsers, TokenCache, grpc_token_verifier
 from services.gateway.backends import Backends
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.request_log import RequestLogMiddleware
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,8 @@ def create_app(settings: GatewaySettings | None = None, *, backends: Backends | 
             if backends is None:
                 await app.state.backends.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
+                    middleware=[Middleware(RequestLogMiddleware)])
     app.state.settings = settings
     # Who may call the admin: sessions of removed users, and API tokens (verified by inventory, cached).
     app.state.removed_users = RemovedUsers()

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.common.errors import DomainError, Forbidden, Unauthenticated
+from services.gateway.request_log import note_store
 
 SESSION_COOKIE = "backorder_session"
 CSRF_COOKIE = "backorder_csrf"
@@ -220,8 +221,9 @@ def session_principal(request: Request) -> Principal | None:
     payload = unsign(value, secret_text(_state(request).settings.session_secret))
     principal = principal_from_session(payload) if payload else None
     removed: RemovedUsers | None = getattr(_state(request), "removed_users", None)
-    if principal is not None and removed is not None and removed.revoked(principal):
+    if principal is None or (removed is not None and removed.revoked(principal)):
         return None
+    note_store(request.scope, principal.store_hash)
     return principal
 
 
@@ -235,6 +237,7 @@ async def authenticate(request: Request) -> Principal:
         found = await _state(request).token_cache.lookup(token.strip())
         if found is None:
             raise Unauthenticated("the API token is unknown or revoked")
+        note_store(request.scope, found[0])
         return Principal(store_hash=found[0], kind="token", token_id=found[1])
     principal = session_principal(request)
     if principal is None:

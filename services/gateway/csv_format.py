@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from services.common.errors import ErrorEntry, row_error
+from services.common.errors import DomainError, ErrorEntry, row_error
 
 COLUMNS = ("product_id", "current_stock", "backorder_threshold", "incoming_stock", "back_in_stock_date")
 INFORMATIONAL_COLUMNS = ("name", "sku")
@@ -54,14 +54,11 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-class CsvFileError(Exception):
+class CsvFileError(DomainError):
     """The file as a whole cannot be read (encoding, delimiter, header, size, empty)."""
 
     def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+        super().__init__(message, code=code, details=details)
 
 
 @dataclass(frozen=True)

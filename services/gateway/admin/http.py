@@ -65,6 +65,15 @@ class ApiRoutes:
 
         return declare
 
+    def listing(self, path: str, query: Callable[[Request, str, Any], Awaitable[dict[str, Any]]]) -> None:
+        """GET `path`: the list `query(request, store, query parameters)` answers, as it answers it."""
+
+        async def list_endpoint(request: Request, principal: Principal) -> Response:
+            return JSONResponse(await query(request, principal.store_hash, request.query_params))
+
+        list_endpoint.__name__ = f"list_{query.__name__.removeprefix('query_')}"
+        self("GET", path)(list_endpoint)
+
 
 def backend(request: Request, name: str) -> Any:
     """The gRPC stub `name` (inventory, reports, tokens, catalog, storefront, billing)."""

@@ -37,6 +37,7 @@ from services.gateway.auth import (
     set_session_cookies,
     sign,
 )
+from services.gateway.request_log import note_store
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ async def bc_load(request: Request) -> Response:
         log.info("refused /bc/load: %s", exc)
         return signin_page(request, "This link could not be verified",
                            f"{exc}. Open BackOrder again from your BigCommerce control panel.", 401)
+    note_store(request.scope, payload.store_hash)
     user = payload.user or {}
     session = new_session(payload.store_hash, str(user.get("id", "")), str(user.get("email", "")))
     response = RedirectResponse("/admin/products", status_code=303)

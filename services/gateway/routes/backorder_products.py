@@ -8,7 +8,7 @@ from typing import Any
 
 from backorder.inventory.v1 import inventory_pb2
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from services.common.errors import NotFound
 from services.gateway import csv_format
@@ -24,11 +24,7 @@ EXPORT_COLUMNS = ("product_id", "name", "sku", "current_stock", "backorder_thres
                   "back_in_stock_date")
 
 route = ApiRoutes()
-
-
-@route("GET", "/backorder-products")
-async def list_backorder_products(request: Request, principal: Principal) -> Response:
-    return JSONResponse(await query_assigned(request, principal.store_hash, request.query_params))
+route.listing("/backorder-products", query_assigned)
 
 
 @route("GET", "/backorder-products/{product_id:int}")

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from services.common.bigcommerce import SignedPayload, SignedPayloadError, verify_signed_payload_jwt
 from services.common.errors import Unauthenticated, ValidationFailed
+from services.gateway.request_log import note_store
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ async def auth_callback(request: Request) -> Response:
     reply = await request.app.state.backends.catalog.Install(catalog_pb2.InstallRequest(
         code=params["code"], scope=params["scope"], context=params["context"],
         account_uuid=params.get("account_uuid", "")), timeout=INSTALL_DEADLINE_S)
+    note_store(request.scope, reply.store.store_hash)
     return HTMLResponse(INSTALLED_PAGE.format(store=html.escape(reply.store.store_hash),
                                               hooks=reply.webhooks_registered))
 
@@ -61,6 +63,7 @@ async def uninstall_callback(request: Request) -> Response:
     """GET /bc/uninstall?signed_payload_jwt: stop processing the store and drop its token."""
     payload = verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings)
     store_hash = payload.store_hash
+    note_store(request.scope, store_hash)
     try:
         await request.app.state.backends.catalog.Uninstall(catalog_pb2.UninstallRequest(store_hash=store_hash))
     except grpc.RpcError as exc:

@@ -9,19 +9,10 @@ principal, never from the request.
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from services.gateway.admin.http import ApiRoutes
 from services.gateway.admin.queries import query_catalog
-from services.gateway.auth import Principal
 
 route = ApiRoutes()
-
-
-@route("GET", "/products")
-async def list_products(request: Request, principal: Principal) -> Response:
-    return JSONResponse(await query_catalog(request, principal.store_hash, request.query_params))
-
+route.listing("/products", query_catalog)
 
 routes = route.routes

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from backorder.inventory.v1 import report_pb2
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from services.gateway.admin.http import ApiRoutes, backend
 from services.gateway.admin.inputs import parse_report_filter
@@ -16,11 +16,7 @@ from services.gateway.auth import Principal
 EXPORT_TIMEOUT_S = 300.0
 
 route = ApiRoutes()
-
-
-@route("GET", "/reports/backorders")
-async def report(request: Request, principal: Principal) -> Response:
-    return JSONResponse(await query_report(request, principal.store_hash, request.query_params))
+route.listing("/reports/backorders", query_report)
 
 
 @route("GET", "/reports/backorders.csv")

@@ -27,6 +27,7 @@ from services.common import bigcommerce_webhooks as hooks
 from services.common.bus import MSG_ID_HEADER
 from services.common.errors import ValidationFailed
 from services.gateway.errors import error_response
+from services.gateway.request_log import note_store
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ async def receive_webhook(request: Request) -> Response:
     if not hooks.webhook_token_matches(request.app.state.webhook_secret_key, hook.store_hash, token):
         WEBHOOKS.labels("bad_token").inc()
         return error_response("unauthenticated", "missing or wrong webhook token", status=401)
+    note_store(request.scope, hook.store_hash)
     try:
         installed = await request.app.state.installed_stores.installed(request, hook.store_hash, token)
     except grpc.RpcError:
