@@ -77,8 +77,10 @@ class StoreEntry:
     allowed_origins: frozenset[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StorefrontConfig:
+    """The cache's and the rate limit's tuning (GatewaySettings' storefront_* values)."""
+
     cache_ttl_s: float
     max_entries: int
     rate_per_s: float
