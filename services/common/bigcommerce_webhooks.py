@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.common.errors import ValidationFailed, field_error
+from services.common.stores import is_store_hash
 
 HOOK_TOKEN_HEADER = "X-Backorder-Hook-Token"
 # The key of the embedded default (BACKORDER_WEBHOOK_SECRET_KEY unset); production sets its own.
 DEV_WEBHOOK_SECRET_KEY = "dev-webhook-secret-key-change-me"
 MAX_WEBHOOK_BYTES = 64 * 1024
 
-_STORE_HASH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Concrete scopes only: wildcards and dots would break the NATS subject.
 SCOPE_PATTERN = re.compile(r"^store(/[A-Za-z0-9_]{1,64}){1,6}$")
 HASH_PATTERN = re.compile(r"^[A-Za-z0-9]{8,128}$")
@@ -81,7 +81,7 @@ def parse_webhook(body: Any) -> Webhook:
         errors.append(field_error("hash", "must be the payload hash"))
     producer = body.get("producer")
     store_hash = ""
-    if isinstance(producer, str) and producer.startswith("stores/") and _STORE_HASH.match(producer[7:]):
+    if isinstance(producer, str) and producer.startswith("stores/") and is_store_hash(producer[7:]):
         store_hash = producer[7:]
     else:
         errors.append(field_error("producer", "must be stores/<store_hash>"))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from services.common.errors import DomainError, ErrorEntry, row_error
+from services.common.text import neutralise_csv_cell
 
 COLUMNS = ("product_id", "current_stock", "backorder_threshold", "incoming_stock", "back_in_stock_date")
 INFORMATIONAL_COLUMNS = ("name", "sku")
@@ -51,7 +52,6 @@ MAX_INT = 1_000_000_000  # inventory's MAX_QUANTITY
 
 WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvFileError(DomainError):
@@ -335,22 +335,9 @@ def parse_import_bytes(data: bytes, **kwargs: Any) -> ParsedImport:
 
 # ---------------------------------------------------------------- export
 
-def safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run: text starting with = + - @ (or tab/CR) gets a leading '.
-
-    Plain integers (e.g. a negative stock after backorders) stay numbers.
-    """
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(_FORMULA_PREFIXES) and not WHOLE_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
 def csv_line(cells: Iterable[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([safe_cell(c) for c in cells])
+    csv.writer(buffer, lineterminator="\r\n").writerow([neutralise_csv_cell(c) for c in cells])
     return buffer.getvalue()
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.common.clock import iso_utc
+
 
 def iso(ts: Any) -> str | None:
     """A protobuf Timestamp as ISO 8601 UTC ("…Z"); None when unset."""
     if ts is None or (ts.seconds == 0 and ts.nanos == 0):
         return None
-    text: str = ts.ToDatetime(tzinfo=dt.UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    return iso_utc(ts.ToDatetime(tzinfo=dt.UTC))
 
 
 def stock_json(product: Any) -> dict[str, Any]:

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
-from backorder.events.v1 import envelope_pb2, inventory_events_pb2, storefront_events_pb2
+from backorder.events.v1 import envelope_pb2, storefront_events_pb2
 from backorder.storefront.v1 import storefront_pb2 as pb
 from google.protobuf.message import DecodeError
 
 from services.common.errors import error_from_rpc
+from services.common.product_events import PRODUCT_STATE_EVENTS, product_event_version
 from services.gateway.rate_limit import TokenBuckets
 from services.gateway.settings import GatewaySettings
 from services.gateway.storefront_json import (
@@ -48,13 +49,6 @@ from services.gateway.storefront_json import (
 
 T = TypeVar("T")
 
-PRODUCT_EVENT_TYPES: dict[str, Any] = {
-    "product.assigned": inventory_events_pb2.ProductAssigned,
-    "product.unassigned": inventory_events_pb2.ProductUnassigned,
-    "stock.changed": inventory_events_pb2.StockChanged,
-    "product.sold_out": inventory_events_pb2.ProductSoldOut,
-    "product.back_in_stock": inventory_events_pb2.ProductBackInStock,
-}
 DEGRADED_TTL_S = 1.0
 STALE_RETRIES = 3
 
@@ -181,16 +175,13 @@ class StorefrontState:
             if envelope.payload.Unpack(changed):
                 self.invalidate_store(envelope.store_hash, changed.revision)
             return
-        payload_type = PRODUCT_EVENT_TYPES.get(envelope.type)
+        payload_type = PRODUCT_STATE_EVENTS.get(envelope.type)
         if payload_type is None:
             return
         payload = payload_type()
         if not envelope.payload.Unpack(payload):
             return
-        version = payload.product.version
-        if isinstance(payload, inventory_events_pb2.StockChanged):
-            version = max(version, payload.ledger_id)
-        self.invalidate_product(envelope.store_hash, payload.product.product_id, version)
+        self.invalidate_product(envelope.store_hash, payload.product.product_id, product_event_version(payload))
 
     # ------------------------------------------------------------ rate limit
 

@@ -9,13 +9,14 @@ from backorder.catalog.v1 import catalog_pb2
 from backorder.inventory.v1 import inventory_pb2, report_pb2, token_pb2
 from backorder.storefront.v1 import storefront_pb2
 
+from services.common import product_status
 from services.gateway.proto_json import iso, stock_json
 
 STATUS_NAMES = {
-    inventory_pb2.PRODUCT_STATUS_IN_STOCK: "in_stock",
-    inventory_pb2.PRODUCT_STATUS_LOW_STOCK: "low_stock",
-    inventory_pb2.PRODUCT_STATUS_BACKORDER: "backorder",
-    inventory_pb2.PRODUCT_STATUS_SOLD_OUT: "sold_out",
+    inventory_pb2.PRODUCT_STATUS_IN_STOCK: product_status.IN_STOCK,
+    inventory_pb2.PRODUCT_STATUS_LOW_STOCK: product_status.LOW_STOCK,
+    inventory_pb2.PRODUCT_STATUS_BACKORDER: product_status.BACKORDER,
+    inventory_pb2.PRODUCT_STATUS_SOLD_OUT: product_status.SOLD_OUT,
 }
 STATUS_BY_NAME = {name: value for value, name in STATUS_NAMES.items()}
 AVAILABILITY_NAMES = {
@@ -44,7 +45,7 @@ def assigned_product_json(product: inventory_pb2.Product) -> dict[str, Any]:
         "name": product.name,
         "sku": product.sku,
         **stock_json(product),
-        "status": STATUS_NAMES.get(product.status, "in_stock"),
+        "status": STATUS_NAMES.get(product.status, product_status.IN_STOCK),
         "category_ids": list(product.category_ids),
         "brand_id": product.brand_id or None,
         "assigned_at": iso(product.assigned_at),

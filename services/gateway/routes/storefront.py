@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from services.common.errors import DomainError, ErrorEntry, error_from_rpc, field_error
+from services.common.stores import is_store_hash
 from services.gateway.storefront_cache import Entry, StorefrontState, fetch_store, fetch_view, state_of
 from services.gateway.storefront_json import (
     NOT_FOUND_BODY,
@@ -42,7 +43,6 @@ PREFIX = "/storefront/v1"
 SCRIPT_PATH = Path(__file__).resolve().parent.parent / "static" / "backorder.js"
 INVENTORY_SUBJECT = "backorder.*.inventory.>"
 SETTINGS_SUBJECT = "backorder.*.storefront.settings.changed"
-_STORE_HASH = re.compile(r"^[a-z0-9]{1,32}$")
 _PRODUCT_ID = re.compile(r"^[1-9][0-9]{0,15}$")
 MAX_CART_BODY = 16 * 1024
 MAX_CART_LINES = 100
@@ -135,7 +135,7 @@ class ProductViewEndpoint:
         now = time.monotonic()
         if entry is None or entry.expires_at <= now or origin is not None and (
                 (store := state.stores.get(store_hash)) is None or store.entry.expires_at <= now):
-            if not _STORE_HASH.match(store_hash) or not _PRODUCT_ID.match(raw_id):
+            if not is_store_hash(store_hash) or not _PRODUCT_ID.match(raw_id):
                 await _send_plain(send, 404, NOT_FOUND_BODY)
                 return
             try:
@@ -169,7 +169,7 @@ class StoreEndpoint:
         if scope["method"] == "OPTIONS":
             await _send(send, 204, _preflight_headers(state.cors_headers(store_hash, origin)), b"")
             return
-        if not _STORE_HASH.match(store_hash):
+        if not is_store_hash(store_hash):
             await _send_plain(send, 404, NOT_FOUND_BODY)
             return
         if not state.allow(store_hash):
