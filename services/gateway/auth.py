@@ -35,8 +35,10 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.common.bigcommerce import SignedPayload, SignedPayloadError, verify_signed_payload_jwt
 from services.common.errors import DomainError, Forbidden, Unauthenticated
 from services.gateway.request_log import note_store
+from services.gateway.settings import GatewaySettings
 
 SESSION_COOKIE = "backorder_session"
 CSRF_COOKIE = "backorder_csrf"
@@ -259,6 +261,15 @@ def check_csrf(request: Request, principal: Principal, form_value: str | None = 
 def require_session(principal: Principal) -> None:
     if principal.kind != "session":
         raise Forbidden("this action needs the merchant's session (open the app in BigCommerce)")
+
+
+def verify_signed_payload(token: str, settings: GatewaySettings, *, leeway_s: int) -> SignedPayload:
+    """BigCommerce's signed_payload_jwt (HS256 with the app's client secret, aud = client id,
+    exp, sub = stores/<hash>); raises SignedPayloadError when it is missing or not valid."""
+    if not token:
+        raise SignedPayloadError("signed_payload_jwt is missing")
+    return verify_signed_payload_jwt(token, client_id=settings.bc_client_id,
+                                     client_secret=secret_text(settings.bc_client_secret), leeway=leeway_s)
 
 
 def secret_text(secret: Any) -> str:

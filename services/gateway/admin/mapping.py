@@ -12,12 +12,9 @@ from backorder.storefront.v1 import storefront_pb2
 from services.common import product_status
 from services.gateway.proto_json import iso, stock_json
 
-STATUS_NAMES = {
-    inventory_pb2.PRODUCT_STATUS_IN_STOCK: product_status.IN_STOCK,
-    inventory_pb2.PRODUCT_STATUS_LOW_STOCK: product_status.LOW_STOCK,
-    inventory_pb2.PRODUCT_STATUS_BACKORDER: product_status.BACKORDER,
-    inventory_pb2.PRODUCT_STATUS_SOLD_OUT: product_status.SOLD_OUT,
-}
+# PRODUCT_STATUS_IN_STOCK -> "in_stock", … (the proto enum spells common's status names).
+STATUS_NAMES = {inventory_pb2.ProductStatus.Value(f"PRODUCT_STATUS_{name.upper()}"): name
+                for name in product_status.STATUSES}
 STATUS_BY_NAME = {name: value for value, name in STATUS_NAMES.items()}
 AVAILABILITY_NAMES = {
     catalog_pb2.AVAILABILITY_AVAILABLE: "available",

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.common.bigcommerce import SignedPayloadError, verify_signed_payload_jwt
+from services.common.bigcommerce import SignedPayload, SignedPayloadError
 from services.common.errors import DomainError, error_from_rpc
 from services.gateway import csv_format
 from services.gateway.admin import queries
@@ -36,6 +36,7 @@ from services.gateway.auth import (
     session_principal,
     set_session_cookies,
     sign,
+    verify_signed_payload,
 )
 from services.gateway.request_log import note_store
 
@@ -143,13 +144,12 @@ page = Pages()
 
 # ---------------------------------------------------------------- BigCommerce callbacks
 
-def _verify(request: Request) -> Any:
-    settings = request.app.state.settings
-    token = request.query_params.get("signed_payload_jwt", "")
-    if not token:
-        raise SignedPayloadError("signed_payload_jwt is missing")
-    return verify_signed_payload_jwt(token, client_id=settings.bc_client_id,
-                                     client_secret=secret_text(settings.bc_client_secret), leeway=30)
+JWT_LEEWAY_S = 30
+
+
+def _verify(request: Request) -> SignedPayload:
+    return verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings,
+                                 leeway_s=JWT_LEEWAY_S)
 
 
 async def bc_load(request: Request) -> Response:
