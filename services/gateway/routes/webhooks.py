@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import grpc
 from backorder.catalog.v1 import catalog_pb2
@@ -57,7 +58,7 @@ class InstalledStores:
         return installed
 
 
-async def startup(app) -> None:  # type: ignore[no-untyped-def]
+async def startup(app: Any) -> None:
     app.state.webhook_secret_key = app.state.settings.webhook_secret_key.reveal()
     app.state.installed_stores = InstalledStores()
     app.state.forget_webhook_store = app.state.installed_stores.forget
