@@ -1,8 +1,19 @@
 """The gateway: BigCommerce callbacks and webhooks, the admin UI and API, the storefront API.
 
 Route modules under routes/ each expose `routes` and optionally `async startup(app)` /
-`async shutdown(app)`. State on `app.state`: settings, backends (gRPC stubs), bus
-(connected EventBus), templates.
+`async shutdown(app)`. State on `app.state`: settings (GatewaySettings, read once), backends
+(gRPC stubs), bus (connected EventBus), removed_users and token_cache (auth.py), templates.
+
+Where things are:
+- routes/: health, bigcommerce (install/uninstall), webhooks, storefront (public API),
+  one module per admin API resource (products, backorder_products, imports, sync,
+  store_settings, reports, billing, tokens), admin_ui (pages);
+- admin/: what the admin API and UI share (http plumbing, inputs, mapping, queries,
+  import_jobs);
+- storefront_cache.py, storefront_json.py, rate_limit.py: the storefront API's cache, bytes
+  and per-store limit;
+- auth.py (sessions, CSRF, API tokens, signed payloads), errors.py (the code -> HTTP
+  table), request_log.py (one JSON line per request), csv_format.py (the import/export CSV).
 """
 
 from __future__ import annotations
