@@ -255,7 +255,7 @@ async def lock_products_many(conn: AsyncConnection, keys: Iterable[tuple[str, in
         return {}
     stores = {store_hash for store_hash, _ in wanted}
     if len(stores) == 1 and conn.dialect.name == "postgresql":
-        driver = (await conn.get_raw_connection()).driver_connection
+        driver: Any = (await conn.get_raw_connection()).driver_connection
         cursor = await driver.execute(LOCK_STORE_PRODUCTS_SQL, (wanted[0][0], [p for _, p in wanted]))
         products = [ProductRow.from_row(row) for row in await cursor.fetchall()]
         return {(p.store_hash, p.product_id): p for p in products}
