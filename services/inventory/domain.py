@@ -44,10 +44,6 @@ class AlreadyAssigned(DomainError):
     code = "already_assigned"
 
 
-class NotAssigned(DomainError):
-    code = "not_assigned"
-
-
 class PlanLimitReached(DomainError):
     code = "plan_limit_reached"
 

@@ -122,6 +122,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self, handlers: InventoryHandlers) -> None:
         self.handlers = handlers
 
+    async def _products_pb(self, store_hash: str, products: list[ProductRow]) -> list[inventory_pb2.Product]:
+        """Products as a response carries them (status at the store's low-stock level)."""
+        settings = await self.handlers.store_settings.get(store_hash)
+        return [product_pb(p, settings.low_stock_level) for p in products]
+
     async def AssignProducts(self, request: inventory_pb2.AssignProductsRequest,
                              context: Context) -> inventory_pb2.AssignProductsResponse:
         items = []
@@ -133,9 +138,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                 "category_ids": list(item.category_ids), "brand_id": item.brand_id,
             })
         products = await self.handlers.assignment.assign(request.store_hash, items, actor=request.actor,
-                                              source=_source(request.source, "admin"))
-        settings = await self.handlers.store_settings.get(request.store_hash)
-        return inventory_pb2.AssignProductsResponse(products=[product_pb(p, settings.low_stock_level) for p in products])
+                                                         source=_source(request.source, "admin"))
+        return inventory_pb2.AssignProductsResponse(products=await self._products_pb(request.store_hash, products))
 
     async def UpdateProducts(self, request: inventory_pb2.UpdateProductsRequest,
                              context: Context) -> inventory_pb2.UpdateProductsResponse:
@@ -150,23 +154,20 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                 raw["category_ids"] = list(item.category_ids)
             items.append(raw)
         products = await self.handlers.assignment.update(request.store_hash, items, actor=request.actor,
-                                              source=_source(request.source, "admin"))
-        settings = await self.handlers.store_settings.get(request.store_hash)
-        return inventory_pb2.UpdateProductsResponse(products=[product_pb(p, settings.low_stock_level) for p in products])
+                                                         source=_source(request.source, "admin"))
+        return inventory_pb2.UpdateProductsResponse(products=await self._products_pb(request.store_hash, products))
 
     async def UnassignProducts(self, request: inventory_pb2.UnassignProductsRequest,
                                context: Context) -> inventory_pb2.UnassignProductsResponse:
         products = await self.handlers.assignment.unassign(
             request.store_hash, list(request.product_ids), restore_tracking=request.restore_tracking,
             disable_product=request.disable_product, actor=request.actor)
-        settings = await self.handlers.store_settings.get(request.store_hash)
-        return inventory_pb2.UnassignProductsResponse(
-            products=[product_pb(p, settings.low_stock_level) for p in products])
+        return inventory_pb2.UnassignProductsResponse(products=await self._products_pb(request.store_hash, products))
 
     async def GetProduct(self, request: inventory_pb2.GetProductRequest,
                          context: Context) -> inventory_pb2.GetProductResponse:
-        product, entries, settings = await self.handlers.assignment.get_product(request.store_hash, request.product_id,
-                                                                     request.ledger_limit)
+        product, entries, settings = await self.handlers.assignment.get_product(
+            request.store_hash, request.product_id, request.ledger_limit)
         return inventory_pb2.GetProductResponse(product=product_pb(product, settings.low_stock_level),
                                                 recent_ledger=[ledger_pb(e) for e in entries])
 
@@ -246,7 +247,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def ListLedger(self, request: inventory_pb2.ListLedgerRequest,
                          context: Context) -> inventory_pb2.ListLedgerResponse:
         entries, total = await self.handlers.stock.list_ledger(request.store_hash, request.product_id, request.page,
-                                                         request.limit)
+                                                               request.limit)
         return inventory_pb2.ListLedgerResponse(entries=[ledger_pb(e) for e in entries], total=total)
 
     async def ImportProducts(self, request: inventory_pb2.ImportProductsRequest,
@@ -255,7 +256,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             request.mode, "")
         # Positional: 100,000 rows per import (see ImportRowInput's field order).
         rows = [ImportRowInput(r.row, r.product_id, r.current_stock, r.backorder_threshold, r.incoming_stock,
-                                      r.back_in_stock_date, r.name, r.sku, tuple(r.category_ids), r.brand_id)
+                               r.back_in_stock_date, r.name, r.sku, tuple(r.category_ids), r.brand_id)
                 for r in request.rows]
         outcome = await self.handlers.imports.apply(
             request.store_hash, mode=mode, overwrite=list(request.overwrite), rows=rows, dry_run=request.dry_run,
