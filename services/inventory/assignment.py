@@ -19,11 +19,12 @@ from google.protobuf.message import Message
 from sqlalchemy import delete
 
 from services.common.bus import add_events
+from services.common.clock import utcnow
 from services.common.db import UnitOfWork
 from services.common.errors import NotFound
 from services.inventory import bulk, domain, events, repository
 from services.inventory.changes import SERVICE, ChangeSet, KeyRaced, Transactions, ledger_row, source_name
-from services.inventory.repository import ProductRow, StoreSettingsRow, utcnow
+from services.inventory.repository import ProductRow, StoreSettingsRow
 from services.inventory.tables import assigned_products, outbox, stock_ledger
 
 

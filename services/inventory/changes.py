@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from services.common.clock import utcnow
 from services.common.db import Database, UnitOfWork, insert_ignore
 from services.inventory import bulk, domain, events
-from services.inventory.repository import ProductRow, StoreSettingsRow, utcnow
+from services.inventory.repository import ProductRow, StoreSettingsRow
 from services.inventory.tables import assigned_products, backorder_report, outbox, stock_ledger
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,7 @@
-"""Inventory rules (DESIGN §3): salable quantity, status, the backorder split of an order
-line, receipts, returns and input validation. Pure code: no I/O, no clock, no database.
+"""Inventory rules (DESIGN §3): the backorder split of an order line, availability
+transitions, receipts, returns and input validation. Pure code: no I/O, no clock, no
+database. Salable quantity and the product status are services.common.product_status (one
+rule for every service); CSV import rows are import_rules.py.
 
 Quantities are Python ints. A threshold of `None` means unlimited (salable unlimited).
 """
@@ -16,13 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import DomainError, ValidationFailed
-
-# Statuses (API.md); the gRPC enum and the event strings map 1:1 to these.
-IN_STOCK = "in_stock"
-LOW_STOCK = "low_stock"
-BACKORDER = "backorder"
-SOLD_OUT = "sold_out"
-STATUSES = (IN_STOCK, LOW_STOCK, BACKORDER, SOLD_OUT)
+from services.common.product_status import salable_qty
+from services.common.stores import is_store_hash
 
 # Ledger sources and kinds.
 SOURCES = ("admin", "import", "bigcommerce", "erp", "order", "receipt", "billing")
@@ -92,27 +89,6 @@ def raise_if_errors(errors: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------- the rules
-
-def salable_qty(stock: int, threshold: int | None) -> int | None:
-    """stock + threshold; None (unlimited) when the threshold is unlimited."""
-    return None if threshold is None else stock + threshold
-
-
-def is_sold_out(stock: int, threshold: int | None) -> bool:
-    salable = salable_qty(stock, threshold)
-    return salable is not None and salable <= 0
-
-
-def product_status(stock: int, threshold: int | None, low_stock_level: int = 0) -> str:
-    """sold_out when salable ≤ 0; backorder when stock ≤ 0; low_stock when 0 < stock ≤ level."""
-    if is_sold_out(stock, threshold):
-        return SOLD_OUT
-    if stock <= 0:
-        return BACKORDER
-    if low_stock_level > 0 and stock <= low_stock_level:
-        return LOW_STOCK
-    return IN_STOCK
-
 
 def availability_event(before: int | None, after: int | None, *, was_sellable: bool | None = None) -> str | None:
     """The transition event between two salable quantities (None = unlimited = sellable).
@@ -233,9 +209,10 @@ def check_count(count: int, maximum: int, what: str = "items") -> None:
 
 
 def check_store_hash(store_hash: str) -> None:
-    if not store_hash or len(store_hash) > 64 or not re.match(r"^[A-Za-z0-9_-]+$", store_hash):
-        raise ValidationFailed("store_hash: required (letters, digits, _ or -)",
-                               [field_error(None, "store_hash", "invalid", "required (letters, digits, _ or -)")])
+    """The store-hash format of services.common.stores (lower-case letters and digits)."""
+    if not is_store_hash(store_hash):
+        raise ValidationFailed("store_hash: required (lower-case letters and digits)",
+                               [field_error(None, "store_hash", "invalid", "required (lower-case letters and digits)")])
 
 
 def check_duplicates(errors: list[dict[str, Any]], product_ids: Sequence[int]) -> None:
@@ -422,15 +399,7 @@ def check_idempotency_key(errors: list[dict[str, Any]], item: int | None, key: s
         errors.append(field_error(item, "idempotency_key", "too_long", f"at most {MAX_KEY_LENGTH} characters"))
 
 
-# ---------------------------------------------------------------- CSV export
-
-FORMULA_PREFIXES = ("=", "+", "-", "@")
-
-
-def neutralise_cell(value: str) -> str:
-    """Spreadsheet formula injection: a cell starting with = + - @ gets a leading '."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
+# ---------------------------------------------------------------- categories
 
 def category_key(category_ids: Iterable[int]) -> str:
     """Category ids stored as ',1,5,9,' so a LIKE '%,5,%' filter works on every database."""

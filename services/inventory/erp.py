@@ -20,6 +20,7 @@ import grpc
 from backorder.inventory.v1 import erp_pb2, erp_pb2_grpc
 
 from services.common.errors import Unauthenticated, ValidationFailed
+from services.common.product_status import product_status
 from services.inventory import domain
 from services.inventory.handlers import InventoryHandlers
 from services.inventory.servicer import STATUS_TO_PB, Context, ledger_pb
@@ -145,8 +146,7 @@ def _erp_result(result: StockItemResult) -> erp_pb2.ErpItemResult:
         product = result.product
         if product.threshold is not None:
             message.salable_qty = product.stock + product.threshold
-        message.product_status = STATUS_TO_PB[domain.product_status(product.stock, product.threshold,
-                                                                     result.low_stock_level)]
+        message.product_status = STATUS_TO_PB[product_status(product.stock, product.threshold, result.low_stock_level)]
     return message
 
 

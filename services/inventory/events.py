@@ -7,6 +7,7 @@ import datetime as dt
 from backorder.events.v1 import inventory_events_pb2 as events_pb
 from google.protobuf.message import Message
 
+from services.common.product_status import product_status
 from services.inventory import domain
 from services.inventory.repository import ProductRow, StoreSettingsRow
 
@@ -18,7 +19,7 @@ def state(product_id: int, stock: int, threshold: int | None, incoming_stock: in
     message = events_pb.InventoryProductState(
         product_id=product_id, assigned=assigned, stock=stock, incoming_stock=incoming_stock,
         back_in_stock_date=domain.format_date(back_in_stock_date),
-        status=domain.product_status(stock, threshold, low_stock_level) if assigned else "",
+        status=product_status(stock, threshold, low_stock_level) if assigned else "",
         name=name, sku=sku, version=version)
     if threshold is not None:
         message.threshold = threshold

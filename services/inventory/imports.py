@@ -17,12 +17,14 @@ from backorder.events.v1 import inventory_events_pb2 as events_pb
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 
+from services.common.clock import utcnow
 from services.common.db import UnitOfWork
 from services.common.errors import ValidationFailed
+from services.common.product_status import salable_qty
 from services.inventory import bulk, domain, events, import_rules, repository
 from services.inventory.assignment import Entitlements
 from services.inventory.changes import SERVICE, Transactions
-from services.inventory.repository import StoreSettingsRow, utcnow
+from services.inventory.repository import StoreSettingsRow
 from services.inventory.tables import import_rows, outbox
 
 
@@ -159,7 +161,7 @@ async def _import_update(uow: UnitOfWork, settings: StoreSettingsRow,
                 state, before=before, after=stock, source="import", kind=kind, ledger_id=ledger_ids[key], key=key)
             old = locked[product_id]
             yield from events.availability_events(
-                store_hash, state, domain.salable_qty(stock, threshold),
+                store_hash, state, salable_qty(stock, threshold),
                 was_sellable=old.threshold is None or old.stock + old.threshold > 0)
 
     await bulk.add_events_copy(uow, outbox, SERVICE, changed_events())

@@ -19,11 +19,11 @@ from backorder.events.v1 import inventory_events_pb2 as events_pb
 from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError
 
+from services.common.clock import utcnow
 from services.common.db import UnitOfWork
 from services.common.errors import DomainError, ValidationFailed
 from services.inventory import domain, repository
 from services.inventory.changes import ChangeSet, KeyRaced, Transactions, is_retryable
-from services.inventory.repository import utcnow
 from services.inventory.store_settings import StoreSettings
 from services.inventory.tables import backorder_report
 

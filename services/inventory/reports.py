@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.common.clock import as_utc
+from services.common.text import neutralise_csv_cell
 from services.inventory import domain, repository, store_settings
 from services.inventory.changes import Transactions
 
@@ -23,7 +25,7 @@ def report_csv_row(row: Any, zone: ZoneInfo) -> list[Any]:
 
 
 def local_time(value: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return repository.as_utc(value).astimezone(zone)  # type: ignore[union-attr]
+    return as_utc(value).astimezone(zone)
 
 
 class Reports:
@@ -78,6 +80,6 @@ class Reports:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\r\n")
             for row in rows:
-                writer.writerow([domain.neutralise_cell(str(cell)) for cell in report_csv_row(row, zone)])
+                writer.writerow([neutralise_csv_cell(str(cell)) for cell in report_csv_row(row, zone)])
             yield buffer.getvalue().encode()
             after = rows[-1].id

@@ -24,22 +24,24 @@ from backorder.inventory.v1 import (
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
+from services.common import product_status
+from services.common.clock import as_utc
 from services.common.errors import DomainError
 from services.inventory import domain
 from services.inventory.handlers import InventoryHandlers
 from services.inventory.import_rules import ImportRowInput
 from services.inventory.orders import OrderResult
 from services.inventory.reports import local_time
-from services.inventory.repository import ProductRow, StoreSettingsRow, as_utc
+from services.inventory.repository import ProductRow, StoreSettingsRow
 from services.inventory.stock import StockItem, StockItemResult
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_ORDERS_PER_CALL = 500
 STATUS_TO_PB = {
-    domain.IN_STOCK: inventory_pb2.PRODUCT_STATUS_IN_STOCK,
-    domain.LOW_STOCK: inventory_pb2.PRODUCT_STATUS_LOW_STOCK,
-    domain.BACKORDER: inventory_pb2.PRODUCT_STATUS_BACKORDER,
-    domain.SOLD_OUT: inventory_pb2.PRODUCT_STATUS_SOLD_OUT,
+    product_status.IN_STOCK: inventory_pb2.PRODUCT_STATUS_IN_STOCK,
+    product_status.LOW_STOCK: inventory_pb2.PRODUCT_STATUS_LOW_STOCK,
+    product_status.BACKORDER: inventory_pb2.PRODUCT_STATUS_BACKORDER,
+    product_status.SOLD_OUT: inventory_pb2.PRODUCT_STATUS_SOLD_OUT,
 }
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 SOURCE_TO_PB = {
@@ -76,7 +78,7 @@ def product_pb(product: ProductRow, low_stock_level: int) -> inventory_pb2.Produ
         store_hash=product.store_hash, product_id=product.product_id, name=product.name, sku=product.sku,
         stock=product.stock, incoming_stock=product.incoming_stock,
         back_in_stock_date=domain.format_date(product.back_in_stock_date),
-        status=STATUS_TO_PB[domain.product_status(product.stock, product.threshold, low_stock_level)],
+        status=STATUS_TO_PB[product_status.product_status(product.stock, product.threshold, low_stock_level)],
         category_ids=domain.category_ids_from_key(product.category_key), brand_id=product.brand_id,
         assigned_at=timestamp(product.assigned_at), updated_at=timestamp(product.updated_at),
     )

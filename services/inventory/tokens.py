@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from services.common.clock import as_utc, utcnow
 from services.common.db import UnitOfWork
 from services.common.errors import NotFound, Unauthenticated, ValidationFailed
 from services.inventory import domain, repository
 from services.inventory.changes import Entry, Transactions
-from services.inventory.repository import utcnow
 from services.inventory.tables import api_tokens
 
 TOKEN_PREFIX = "bo_"
@@ -77,7 +77,7 @@ class Tokens:
             row = await repository.token_by_hash(conn, hash_token(token))
         if row is None or row.revoked_at is not None:
             raise Unauthenticated("invalid or revoked API token")
-        last_used = repository.as_utc(row.last_used_at)
+        last_used = as_utc(row.last_used_at)
         if last_used is None or utcnow() - last_used > dt.timedelta(minutes=1):
             with contextlib.suppress(DBAPIError):
                 async with self.tx.db.unit_of_work() as uow:
