@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 from backorder.events.v1 import inventory_events_pb2 as events_pb
 from sqlalchemy import delete
@@ -28,7 +28,7 @@ from services.inventory.store_settings import StoreSettings
 from services.inventory.tables import backorder_report
 
 # One outcome per call of a batch: its result, or the error that call alone raised.
-Outcome = Any
+Outcome: TypeAlias = "OrderResult | BaseException"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from services.common import product_status
-from services.common.clock import as_utc
+from services.common.clock import as_utc, utcnow
 from services.common.errors import DomainError
 from services.inventory import domain
 from services.inventory.handlers import InventoryHandlers
@@ -346,7 +346,7 @@ class TokenServicer(token_pb2_grpc.TokenServiceServicer):
 def _order_command(request: inventory_pb2.ApplyOrderRequest) -> domain.OrderCommand:
     """An ApplyOrderRequest as a validated command (ValidationFailed names line and field)."""
     order_date = (request.order_date.ToDatetime(dt.UTC) if request.HasField("order_date")
-                  else dt.datetime.now(dt.UTC))
+                  else utcnow())
     return domain.validate_order(
         request.store_hash, request.order_id, request.order_email, order_date,
         [{"line_id": line.line_id, "product_id": line.product_id, "quantity": line.quantity, "name": line.name,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.clock import utcnow
 from services.common.db import UnitOfWork
 from services.common.errors import DomainError, ValidationFailed
 from services.inventory import domain, repository
@@ -174,7 +175,7 @@ class Receipts:
         still be the scheduled ones) with the ledger key receipt:<product>:<date>:<version>,
         so it is applied once even when several replicas or a restart run it again."""
         applied = 0
-        horizon = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+        horizon = utcnow().date() + dt.timedelta(days=1)
         if self._today is not None:
             horizon = max(horizon, self._today("UTC") + dt.timedelta(days=1))
         async with self.tx.db.read() as conn:
