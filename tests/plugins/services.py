@@ -8,6 +8,12 @@
   by tests: `nats_server.restart()`); `session_nats_server` for a session-wide stack.
 - Without them the tests that need them skip with a loud reason, unless
   BACKORDER_REQUIRE_SERVICES=1 (CI), where they fail instead.
+- Markers (see [tool.pytest.ini_options] in pyproject.toml): every test that needs one of
+  the fixtures in SERVICE_FIXTURES (directly or through other fixtures), or a
+  `*database_url` parametrized as "postgresql", is marked `services` at collection; every
+  test under tests/browser or needing `chromium` is marked `browser`. So
+  `-m "not services"` runs nothing that reaches PostgreSQL or NATS, and a test that gets
+  there anyway (e.g. through `request.getfixturevalue`) without the marker fails.
 """
 
 from __future__ import annotations
@@ -33,6 +39,50 @@ from sqlalchemy.engine import make_url
 from services.common.settings import Secret, ServiceSettings
 
 REQUIRE = os.environ.get("BACKORDER_REQUIRE_SERVICES") == "1"
+
+# The fixtures that reach a real PostgreSQL or NATS server.
+SERVICE_FIXTURES = frozenset({
+    "postgres_server", "pg_database_url", "nats_server", "session_nats_server", "own_nats_server",
+})
+# The fixtures that launch Chromium; every test under tests/browser needs it as well.
+BROWSER_FIXTURES = frozenset({"chromium"})
+BROWSER_TESTS = Path(__file__).resolve().parent.parent / "browser"
+
+
+def needs_services(item: pytest.Item) -> bool:
+    if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return any(name.endswith("database_url") and value == "postgresql" for name, value in params.items())
+
+
+def needs_browser(item: pytest.Item) -> bool:
+    return (BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or BROWSER_TESTS in item.path.resolve().parents)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test needs, before `-m` deselects (the markers mean what they say)."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.services)
+        if needs_browser(item):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    """A test that reaches PostgreSQL or NATS without the `services` marker fails (so
+    `-m "not services"` can be trusted even for fixtures requested at run time)."""
+    if fixturedef.argname not in SERVICE_FIXTURES:
+        return
+    item = getattr(request, "_pyfuncitem", None)
+    if item is not None and item.get_closest_marker("services") is None:
+        pytest.fail(f"{item.nodeid} uses the {fixturedef.argname} fixture (PostgreSQL/NATS) but is not "
+                    "marked `services`: request it as a fixture argument or add pytest.mark.services",
+                    pytrace=False)
 
 
 def unavailable(reason: str) -> None:
