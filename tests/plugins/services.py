@@ -13,7 +13,8 @@
   `*database_url` parametrized as "postgresql", is marked `services` at collection; every
   test under tests/browser or needing `chromium` is marked `browser`. So
   `-m "not services"` runs nothing that reaches PostgreSQL or NATS, and a test that gets
-  there anyway (e.g. through `request.getfixturevalue`) without the marker fails.
+  there anyway (`request.getfixturevalue`, a `NatsServer` started by hand) without the
+  marker fails (`require_services_marker`).
 """
 
 from __future__ import annotations
@@ -72,17 +73,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
-    """A test that reaches PostgreSQL or NATS without the `services` marker fails (so
-    `-m "not services"` can be trusted even for fixtures requested at run time)."""
-    if fixturedef.argname not in SERVICE_FIXTURES:
-        return
-    item = getattr(request, "_pyfuncitem", None)
-    if item is not None and item.get_closest_marker("services") is None:
-        pytest.fail(f"{item.nodeid} uses the {fixturedef.argname} fixture (PostgreSQL/NATS) but is not "
-                    "marked `services`: request it as a fixture argument or add pytest.mark.services",
-                    pytrace=False)
+# The test being run (setup, call and teardown), for require_services_marker().
+_RUNNING: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
+
+
+def require_services_marker(what: str) -> None:
+    """Fail the running test if it reaches PostgreSQL or NATS without the `services` marker
+    (a fixture requested at run time, a server started by hand): `-m "not services"` is
+    then never wrong about what it runs."""
+    if _RUNNING and _RUNNING[-1].get_closest_marker("services") is None:
+        pytest.fail(f"{_RUNNING[-1].nodeid} reaches {what} but is not marked `services`: take the "
+                    "fixture as an argument (it marks the test) or add pytest.mark.services", pytrace=False)
 
 
 def unavailable(reason: str) -> None:
@@ -115,6 +125,7 @@ class PostgresServer:
     created: list[str]
 
     def create_database(self) -> str:
+        require_services_marker("PostgreSQL")
         name = f"bo_test_{uuid.uuid4().hex[:12]}"
         engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
@@ -151,6 +162,7 @@ def _start_throwaway_cluster(folder: Path) -> tuple[str, subprocess.Popen[bytes]
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    require_services_marker("PostgreSQL")
     url = os.environ.get("BACKORDER_TEST_DATABASE_URL")
     folder: Path | None = None
     if url:
@@ -214,6 +226,7 @@ class NatsServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        require_services_marker("NATS")
         if self.external:
             return
         binary = nats_server_binary()
