@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ def needs_services(item: pytest.Item) -> bool:
 
 
 def needs_browser(item: pytest.Item) -> bool:
-    return (BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    return (bool(BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
             or BROWSER_TESTS in item.path.resolve().parents)
 
 
@@ -78,7 +78,7 @@ _RUNNING: list[pytest.Item] = []
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     _RUNNING.append(item)
     try:
         return (yield)
