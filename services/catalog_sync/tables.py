@@ -1,4 +1,4 @@
-"""catalog_sync's tables: installed stores, the catalog mirror, hook registrations."""
+"""catalog_sync's tables: installed stores, hook registrations, the catalog mirror."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ stores = store_table(
     CheckConstraint("installed = false OR access_token IS NOT NULL", name="ck_stores_installed_has_token"),
 )
 
+webhook_registrations = store_table(
+    "webhook_registrations", metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("hook_id", BigInteger, nullable=False),
+    timestamp("registered_at"),
+)
+
 products = store_table(
     "products", metadata,
     Column("product_id", BigInteger, primary_key=True),
@@ -66,11 +73,4 @@ products = store_table(
     CheckConstraint("inventory_tracking IN ('none', 'product', 'variant')", name="ck_products_tracking"),
     Index("ix_products_store_name", "store_hash", "name"),
     Index("ix_products_store_sku", "store_hash", "sku"),
-)
-
-webhook_registrations = store_table(
-    "webhook_registrations", metadata,
-    Column("scope", String(128), primary_key=True),
-    Column("hook_id", BigInteger, nullable=False),
-    timestamp("registered_at"),
 )

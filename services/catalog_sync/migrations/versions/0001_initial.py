@@ -1,5 +1,4 @@
-"""catalog_sync: installed stores (outbox and inbox first), their webhook registrations,
-and the catalog mirror (products)
+"""catalog_sync: outbox, inbox, stores, webhook_registrations, products
 
 Revision ID: 0001_initial
 """
