@@ -2,8 +2,8 @@
 
 - `service_metadata()`: a service's `MetaData` with the event bus's `outbox` and `inbox`
   (services.common.bus writes and reads them) already in it.
-- Every table holds one store's rows: `store_table()` (keyed by `store_hash`, alone or with
-  more key columns) or `store_log()` (a surrogate `id`, then `store_hash`).
+- Tables of one store's rows: `store_table()` (keyed by `store_hash`, alone or with more
+  key columns) and `store_log()` (a surrogate `id`, then `store_hash`).
 - Columns spelled alike everywhere: `store_hash()`, `row_id()`, `timestamp()`, `blank_string()`.
 - For a service's first migration: `create_bus_tables(op)` / `drop_bus_tables(op)`.
 
@@ -37,7 +37,8 @@ def store_hash(*, primary_key: bool = False) -> Column[str]:
 
 
 def timestamp(name: str, *, nullable: bool = False) -> Column[datetime]:
-    """A moment, stored with its time zone (aware UTC datetimes in, aware datetimes out)."""
+    """A moment: TIMESTAMP WITH TIME ZONE on PostgreSQL; SQLite keeps no zone, so read it
+    back through services.common.clock.as_utc."""
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
