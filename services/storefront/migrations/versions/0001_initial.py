@@ -13,6 +13,8 @@ down_revision = None
 
 
 def upgrade() -> None:
+    """The event bus's outbox and inbox, then settings per store and the product states
+    inventory's events feed (an older event never overwrites a newer state)."""
     create_bus_tables(op)
     op.create_table(
         "store_settings",
