@@ -6,47 +6,31 @@ plan's limit and price so entitlements stay a single primary-key read.
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-)
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Integer, String, UniqueConstraint
 
-from services.common.bus import bus_tables
+from services.common.tables import blank_string, service_metadata, store_log, store_table, timestamp
 
-metadata = MetaData()
-outbox, inbox = bus_tables(metadata)
+metadata, outbox, inbox = service_metadata()
 
-_ID = BigInteger().with_variant(Integer, "sqlite")
-
-subscriptions = Table(
-    "subscriptions",
-    metadata,
-    Column("store_hash", String(64), primary_key=True),
+subscriptions = store_table(
+    "subscriptions", metadata,
     Column("status", String(16), nullable=False),
     Column("plan", String(32), nullable=False),
     # NULL = unlimited.
     Column("max_assigned_products", BigInteger, nullable=True),
     Column("price_cents", BigInteger, nullable=False),
-    Column("anchor_at", DateTime(timezone=True), nullable=False),
+    timestamp("anchor_at"),
     Column("cycle_index", Integer, nullable=False),
     # Derived from anchor_at and cycle_index, stored for the scheduler's indexed scan.
-    Column("cycle_start", DateTime(timezone=True), nullable=False),
-    Column("cycle_end", DateTime(timezone=True), nullable=False),
+    timestamp("cycle_start"),
+    timestamp("cycle_end"),
     Column("pending_plan", String(32), nullable=True),
     Column("pending_max_assigned_products", BigInteger, nullable=True),
     Column("pending_price_cents", BigInteger, nullable=True),
-    Column("pending_requested_at", DateTime(timezone=True), nullable=True),
-    Column("merchant_account_uuid", String(64), nullable=False, server_default=""),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    timestamp("pending_requested_at", nullable=True),
+    blank_string("merchant_account_uuid", 64),
+    timestamp("started_at"),
+    timestamp("updated_at"),
     CheckConstraint("status IN ('active', 'ended')", name="ck_subscriptions_status"),
     CheckConstraint("price_cents >= 0", name="ck_subscriptions_price"),
     CheckConstraint("max_assigned_products IS NULL OR max_assigned_products >= 0", name="ck_subscriptions_limit"),
@@ -55,27 +39,24 @@ subscriptions = Table(
     Index("ix_subscriptions_due", "status", "cycle_end"),
 )
 
-charges = Table(
-    "charges",
-    metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("store_hash", String(64), nullable=False),
+charges = store_log(
+    "charges", metadata,
     Column("kind", String(16), nullable=False),
     Column("plan", String(32), nullable=False),
-    Column("from_plan", String(32), nullable=False, server_default=""),
+    blank_string("from_plan", 32),
     Column("amount_cents", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("cycle_start", DateTime(timezone=True), nullable=False),
-    Column("cycle_end", DateTime(timezone=True), nullable=False),
+    timestamp("cycle_start"),
+    timestamp("cycle_end"),
     Column("days_charged", Integer, nullable=False),
     Column("days_in_cycle", Integer, nullable=False),
     Column("description", String(1000), nullable=False),
     # "cycle:<cycle_start>" makes renewal idempotent; prorations get a fresh key each.
     Column("idempotency_key", String(100), nullable=False),
     Column("provider", String(16), nullable=False),
-    Column("provider_reference", String(200), nullable=False, server_default=""),
-    Column("checkout_url", String(1000), nullable=False, server_default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    blank_string("provider_reference", 200),
+    blank_string("checkout_url", 1000),
+    timestamp("created_at"),
     UniqueConstraint("store_hash", "idempotency_key", name="uq_charges_store_key"),
     CheckConstraint("amount_cents >= 0", name="ck_charges_amount"),
     CheckConstraint("kind IN ('cycle', 'proration')", name="ck_charges_kind"),
@@ -83,12 +64,9 @@ charges = Table(
     Index("ix_charges_store", "store_hash", "id"),
 )
 
-history = Table(
-    "subscription_history",
-    metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("store_hash", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+history = store_log(
+    "subscription_history", metadata,
+    timestamp("at"),
     Column("kind", String(32), nullable=False),
     Column("from_plan", String(32), nullable=False),
     Column("to_plan", String(32), nullable=False),

@@ -7,55 +7,45 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Index,
     LargeBinary,
-    MetaData,
     String,
-    Table,
     Text,
     false,
 )
 
-from services.common.bus import bus_tables
+from services.common.tables import blank_string, service_metadata, store_table, timestamp
 
-metadata = MetaData()
-outbox, inbox = bus_tables(metadata)
+metadata, outbox, inbox = service_metadata()
 
-stores = Table(
-    "stores",
-    metadata,
-    Column("store_hash", String(64), primary_key=True),
+stores = store_table(
+    "stores", metadata,
     Column("installed", Boolean, nullable=False),
     # Fernet token (crypto.TokenCipher); NULL once uninstalled.
     Column("access_token", LargeBinary, nullable=True),
     Column("scope", Text, nullable=False, server_default=""),
-    Column("account_uuid", String(64), nullable=False, server_default=""),
+    blank_string("account_uuid", 64),
     Column("timezone", String(64), nullable=False, server_default="UTC"),
-    Column("name", String(255), nullable=False, server_default=""),
-    Column("domain", String(255), nullable=False, server_default=""),
-    Column("owner_email", String(255), nullable=False, server_default=""),
-    Column("script_uuid", String(64), nullable=False, server_default=""),
-    Column("installed_at", DateTime(timezone=True), nullable=False),
-    Column("uninstalled_at", DateTime(timezone=True), nullable=True),
-    Column("last_pull_at", DateTime(timezone=True), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    blank_string("name", 255),
+    blank_string("domain", 255),
+    blank_string("owner_email", 255),
+    blank_string("script_uuid", 64),
+    timestamp("installed_at"),
+    timestamp("uninstalled_at", nullable=True),
+    timestamp("last_pull_at", nullable=True),
+    timestamp("updated_at"),
     CheckConstraint("installed = false OR access_token IS NOT NULL", name="ck_stores_installed_has_token"),
 )
 
-webhook_registrations = Table(
-    "webhook_registrations",
-    metadata,
-    Column("store_hash", String(64), primary_key=True),
+webhook_registrations = store_table(
+    "webhook_registrations", metadata,
     Column("scope", String(128), primary_key=True),
     Column("hook_id", BigInteger, nullable=False),
-    Column("registered_at", DateTime(timezone=True), nullable=False),
+    timestamp("registered_at"),
 )
 
-products = Table(
-    "products",
-    metadata,
-    Column("store_hash", String(64), primary_key=True),
+products = store_table(
+    "products", metadata,
     Column("product_id", BigInteger, primary_key=True),
     Column("name", String(255), nullable=False),
     Column("sku", String(255), nullable=False),
@@ -66,19 +56,19 @@ products = Table(
     # Comma-separated ids (only ever read whole).
     Column("category_ids", Text, nullable=False, server_default=""),
     Column("brand_id", BigInteger, nullable=False, server_default="0"),
-    Column("date_modified", DateTime(timezone=True), nullable=True),
+    timestamp("date_modified", nullable=True),
     # Followed from inventory's events.
     Column("assigned", Boolean, nullable=False, server_default=false()),
-    Column("assigned_at", DateTime(timezone=True), nullable=True),
+    timestamp("assigned_at", nullable=True),
     # When our tracking-off write-back was confirmed by BigCommerce (guards tracking-on detection).
-    Column("tracking_off_at", DateTime(timezone=True), nullable=True),
+    timestamp("tracking_off_at", nullable=True),
     # occurred_at of the last applied assign/unassign event, and of the last event that set
     # availability (older events of each kind are stale).
-    Column("assignment_event_at", DateTime(timezone=True), nullable=True),
-    Column("availability_event_at", DateTime(timezone=True), nullable=True),
+    timestamp("assignment_event_at", nullable=True),
+    timestamp("availability_event_at", nullable=True),
     # Marks the full pull that last saw the product (rows a pull did not see are removed).
-    Column("pull_marker", String(36), nullable=False, server_default=""),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    blank_string("pull_marker", 36),
+    timestamp("updated_at"),
     CheckConstraint("availability IN ('available', 'disabled', 'preorder')", name="ck_products_availability"),
     CheckConstraint("inventory_tracking IN ('none', 'product', 'variant')", name="ck_products_tracking"),
     Index("ix_products_store_name", "store_hash", "name"),

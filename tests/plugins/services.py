@@ -8,6 +8,13 @@
   by tests: `nats_server.restart()`); `session_nats_server` for a session-wide stack.
 - Without them the tests that need them skip with a loud reason, unless
   BACKORDER_REQUIRE_SERVICES=1 (CI), where they fail instead.
+- Markers (see [tool.pytest.ini_options] in pyproject.toml): every test that needs one of
+  the fixtures in SERVICE_FIXTURES (directly or through other fixtures), or a
+  `*database_url` parametrized as "postgresql", is marked `services` at collection; every
+  test under tests/browser or needing `chromium` is marked `browser`. So
+  `-m "not services"` runs nothing that reaches PostgreSQL or NATS, and a test that gets
+  there anyway (`request.getfixturevalue`, a `NatsServer` started by hand) without the
+  marker fails (`require_services_marker`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,59 @@ from sqlalchemy.engine import make_url
 from services.common.settings import Secret, ServiceSettings
 
 REQUIRE = os.environ.get("BACKORDER_REQUIRE_SERVICES") == "1"
+
+# The fixtures that reach a real PostgreSQL or NATS server.
+SERVICE_FIXTURES = frozenset({
+    "postgres_server", "pg_database_url", "nats_server", "session_nats_server", "own_nats_server",
+})
+# The fixtures that launch Chromium; every test under tests/browser needs it as well.
+BROWSER_FIXTURES = frozenset({"chromium"})
+BROWSER_TESTS = Path(__file__).resolve().parent.parent / "browser"
+
+
+def needs_services(item: pytest.Item) -> bool:
+    if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return any(name.endswith("database_url") and value == "postgresql" for name, value in params.items())
+
+
+def needs_browser(item: pytest.Item) -> bool:
+    return (bool(BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+            or BROWSER_TESTS in item.path.resolve().parents)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test needs, before `-m` deselects (the markers mean what they say)."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.services)
+        if needs_browser(item):
+            item.add_marker(pytest.mark.browser)
+
+
+# The test being run (setup, call and teardown), for require_services_marker().
+_RUNNING: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
+
+
+def require_services_marker(what: str) -> None:
+    """Fail the running test if it reaches PostgreSQL or NATS without the `services` marker
+    (a fixture requested at run time, a server started by hand): `-m "not services"` is
+    then never wrong about what it runs."""
+    if _RUNNING and _RUNNING[-1].get_closest_marker("services") is None:
+        pytest.fail(f"{_RUNNING[-1].nodeid} reaches {what} but is not marked `services`: take the "
+                    "fixture as an argument (it marks the test) or add pytest.mark.services", pytrace=False)
 
 
 def unavailable(reason: str) -> None:
@@ -65,6 +125,7 @@ class PostgresServer:
     created: list[str]
 
     def create_database(self) -> str:
+        require_services_marker("PostgreSQL")
         name = f"bo_test_{uuid.uuid4().hex[:12]}"
         engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
@@ -101,6 +162,7 @@ def _start_throwaway_cluster(folder: Path) -> tuple[str, subprocess.Popen[bytes]
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    require_services_marker("PostgreSQL")
     url = os.environ.get("BACKORDER_TEST_DATABASE_URL")
     folder: Path | None = None
     if url:
@@ -164,6 +226,7 @@ class NatsServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        require_services_marker("NATS")
         if self.external:
             return
         binary = nats_server_binary()

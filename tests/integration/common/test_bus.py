@@ -20,10 +20,10 @@ from services.common.bus import (
     OutboxRelay,
     add_event,
     build_envelope,
-    bus_tables,
     event_subject,
 )
 from services.common.db import Database, UnitOfWork
+from services.common.tables import bus_tables
 from tests.plugins.services import wait_until
 
 pytestmark = pytest.mark.services

@@ -1,44 +1,43 @@
 """billing: subscriptions, charges, subscription_history, outbox, inbox
 
 Revision ID: 0001
-Revises:
-Create Date: 2026-11-27
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-from services.common.bus import create_bus_tables
+from services.common.tables import (
+    blank_string,
+    create_bus_tables,
+    drop_bus_tables,
+    row_id,
+    store_hash,
+    timestamp,
+)
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 def upgrade() -> None:
     op.create_table(
         "subscriptions",
-        sa.Column("store_hash", sa.String(64), primary_key=True),
+        store_hash(primary_key=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("plan", sa.String(32), nullable=False),
         sa.Column("max_assigned_products", sa.BigInteger, nullable=True),
         sa.Column("price_cents", sa.BigInteger, nullable=False),
-        sa.Column("anchor_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("anchor_at"),
         sa.Column("cycle_index", sa.Integer, nullable=False),
-        sa.Column("cycle_start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("cycle_end", sa.DateTime(timezone=True), nullable=False),
+        timestamp("cycle_start"),
+        timestamp("cycle_end"),
         sa.Column("pending_plan", sa.String(32), nullable=True),
         sa.Column("pending_max_assigned_products", sa.BigInteger, nullable=True),
         sa.Column("pending_price_cents", sa.BigInteger, nullable=True),
-        sa.Column("pending_requested_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("merchant_account_uuid", sa.String(64), nullable=False, server_default=""),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("pending_requested_at", nullable=True),
+        blank_string("merchant_account_uuid", 64),
+        timestamp("started_at"),
+        timestamp("updated_at"),
         sa.CheckConstraint("status IN ('active', 'ended')", name="ck_subscriptions_status"),
         sa.CheckConstraint("price_cents >= 0", name="ck_subscriptions_price"),
         sa.CheckConstraint("max_assigned_products IS NULL OR max_assigned_products >= 0",
@@ -49,23 +48,23 @@ def upgrade() -> None:
     op.create_index("ix_subscriptions_due", "subscriptions", ["status", "cycle_end"])
     op.create_table(
         "charges",
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("store_hash", sa.String(64), nullable=False),
+        row_id(),
+        store_hash(),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("plan", sa.String(32), nullable=False),
-        sa.Column("from_plan", sa.String(32), nullable=False, server_default=""),
+        blank_string("from_plan", 32),
         sa.Column("amount_cents", sa.BigInteger, nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("cycle_start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("cycle_end", sa.DateTime(timezone=True), nullable=False),
+        timestamp("cycle_start"),
+        timestamp("cycle_end"),
         sa.Column("days_charged", sa.Integer, nullable=False),
         sa.Column("days_in_cycle", sa.Integer, nullable=False),
         sa.Column("description", sa.String(1000), nullable=False),
         sa.Column("idempotency_key", sa.String(100), nullable=False),
         sa.Column("provider", sa.String(16), nullable=False),
-        sa.Column("provider_reference", sa.String(200), nullable=False, server_default=""),
-        sa.Column("checkout_url", sa.String(1000), nullable=False, server_default=""),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        blank_string("provider_reference", 200),
+        blank_string("checkout_url", 1000),
+        timestamp("created_at"),
         sa.UniqueConstraint("store_hash", "idempotency_key", name="uq_charges_store_key"),
         sa.CheckConstraint("amount_cents >= 0", name="ck_charges_amount"),
         sa.CheckConstraint("kind IN ('cycle', 'proration')", name="ck_charges_kind"),
@@ -74,9 +73,9 @@ def upgrade() -> None:
     op.create_index("ix_charges_store", "charges", ["store_hash", "id"])
     op.create_table(
         "subscription_history",
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("store_hash", sa.String(64), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        row_id(),
+        store_hash(),
+        timestamp("at"),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("from_plan", sa.String(32), nullable=False),
         sa.Column("to_plan", sa.String(32), nullable=False),
@@ -90,5 +89,4 @@ def downgrade() -> None:
     op.drop_table("subscription_history")
     op.drop_table("charges")
     op.drop_table("subscriptions")
-    op.drop_table("inbox")
-    op.drop_table("outbox")
+    drop_bus_tables(op)

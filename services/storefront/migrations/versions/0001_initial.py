@@ -1,36 +1,32 @@
-"""storefront: initial schema
+"""storefront: outbox, inbox, store_settings, product_states
 
 Revision ID: 0001_initial
-Revises:
-Create Date: 2026-11-27
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-from services.common.bus import create_bus_tables
+from services.common.tables import create_bus_tables, drop_bus_tables, store_hash, timestamp
 
 revision = "0001_initial"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
+    """The event bus's outbox and inbox, then settings per store and the product states
+    inventory's events feed (an older event never overwrites a newer state)."""
     create_bus_tables(op)
     op.create_table(
         "store_settings",
-        sa.Column("store_hash", sa.String(64), primary_key=True),
+        store_hash(primary_key=True),
         sa.Column("settings", sa.JSON, nullable=False),
         sa.Column("revision", sa.BigInteger, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("updated_at"),
         sa.CheckConstraint("revision > 0", name="ck_store_settings_revision"),
     )
     op.create_table(
         "product_states",
-        sa.Column("store_hash", sa.String(64), primary_key=True),
+        store_hash(primary_key=True),
         sa.Column("product_id", sa.BigInteger, primary_key=True),
         sa.Column("assigned", sa.Boolean, nullable=False),
         sa.Column("stock", sa.BigInteger, nullable=False),
@@ -41,12 +37,11 @@ def upgrade() -> None:
         sa.Column("sku", sa.String(255), nullable=False),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("occurred_at_us", sa.BigInteger, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("updated_at"),
     )
 
 
 def downgrade() -> None:
     op.drop_table("product_states")
     op.drop_table("store_settings")
-    op.drop_table("inbox")
-    op.drop_table("outbox")
+    drop_bus_tables(op)
