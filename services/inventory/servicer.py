@@ -44,26 +44,15 @@ STATUS_TO_PB = {
     product_status.SOLD_OUT: inventory_pb2.PRODUCT_STATUS_SOLD_OUT,
 }
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
-SOURCE_TO_PB = {
-    "admin": inventory_pb2.STOCK_SOURCE_ADMIN,
-    "import": inventory_pb2.STOCK_SOURCE_IMPORT,
-    "bigcommerce": inventory_pb2.STOCK_SOURCE_BIGCOMMERCE,
-    "erp": inventory_pb2.STOCK_SOURCE_ERP,
-    "order": inventory_pb2.STOCK_SOURCE_ORDER,
-    "receipt": inventory_pb2.STOCK_SOURCE_RECEIPT,
-    "billing": inventory_pb2.STOCK_SOURCE_BILLING,
-}
+# The ledger's sources and kinds are stored as words; the proto enums spell them STOCK_SOURCE_<WORD>
+# and LEDGER_KIND_<WORD>.
+SOURCES = ("admin", "import", "bigcommerce", "erp", "order", "receipt", "billing")
+KINDS = ("assign", "set", "adjust", "order", "return", "receipt", "edit", "unassign")
+SOURCE_TO_PB = {name: inventory_pb2.StockSource.Value(f"STOCK_SOURCE_{name.upper()}") for name in SOURCES}
 SOURCE_FROM_PB = {v: k for k, v in SOURCE_TO_PB.items()}
-KIND_TO_PB = {
-    "assign": inventory_pb2.LEDGER_KIND_ASSIGN,
-    "set": inventory_pb2.LEDGER_KIND_SET,
-    "adjust": inventory_pb2.LEDGER_KIND_ADJUST,
-    "order": inventory_pb2.LEDGER_KIND_ORDER,
-    "return": inventory_pb2.LEDGER_KIND_RETURN,
-    "receipt": inventory_pb2.LEDGER_KIND_RECEIPT,
-    "edit": inventory_pb2.LEDGER_KIND_EDIT,
-    "unassign": inventory_pb2.LEDGER_KIND_UNASSIGN,
-}
+KIND_TO_PB = {name: inventory_pb2.LedgerKind.Value(f"LEDGER_KIND_{name.upper()}") for name in KINDS}
+
+
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     utc = as_utc(value)
     if utc is None:
