@@ -1,4 +1,10 @@
-"""One JSON logger for every process: a line per record, on stderr."""
+"""One JSON logger for every process: a line per record, on stderr.
+
+Python warnings (a library's `InsecureKeyLengthWarning`, a `DeprecationWarning`) go through it
+too, as records of the `py.warnings` logger: no raw text lands among the JSON lines. The
+warnings filters still decide what is shown, so a warning raised on every request is logged
+once per place it comes from.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import json
 import logging
 import sys
 import time
+import warnings
+from typing import TextIO
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName", "color_message"}
 
@@ -31,12 +39,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_warnings_log = logging.getLogger("py.warnings")
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+    """`warnings.showwarning`, as one JSON record (where it came from in its own fields)."""
+    _warnings_log.warning("%s: %s", category.__name__, message,
+                          extra={"warning_file": filename, "warning_line": lineno})
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    warnings.showwarning = _log_warning
     # Library chatter at INFO (every HTTP request, every NATS reconnect attempt) drowns ours.
     for noisy in ("httpx", "httpcore", "nats", "aiosqlite", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
