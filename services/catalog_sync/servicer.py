@@ -9,7 +9,8 @@ import grpc
 from backorder.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.catalog_sync import domain
-from services.catalog_sync.handlers import CatalogSync, _timestamp
+from services.catalog_sync.handlers import CatalogSync
+from services.catalog_sync.peers import timestamp
 
 AVAILABILITY_TO_PROTO = {
     "available": catalog_pb2.AVAILABILITY_AVAILABLE,
@@ -48,7 +49,7 @@ def store_message(row: Any, product_count: int = 0) -> catalog_pb2.Store:
     for field in ("installed_at", "uninstalled_at", "last_pull_at"):
         value = getattr(row, field)
         if value is not None:
-            getattr(message, field).CopyFrom(_timestamp(value))
+            getattr(message, field).CopyFrom(timestamp(value))
     return message
 
 
@@ -67,7 +68,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                         ) -> catalog_pb2.UninstallResponse:
         purge_after = await self.app.uninstall(request.store_hash)
         row, count = await self.app.store_view(request.store_hash)
-        return catalog_pb2.UninstallResponse(store=store_message(row, count), purge_after=_timestamp(purge_after))
+        return catalog_pb2.UninstallResponse(store=store_message(row, count), purge_after=timestamp(purge_after))
 
     async def GetStore(self, request: catalog_pb2.GetStoreRequest, context: grpc.aio.ServicerContext
                        ) -> catalog_pb2.GetStoreResponse:

@@ -28,6 +28,13 @@ FETCH_GIVE_UP_S = 10.0  # past this a fetch counts as stuck (see Consumer._fetch
 CONSUMED = Counter("backorder_events_consumed_total", "Messages handled", ["consumer", "outcome"])
 
 
+def _abandon(fetch: asyncio.Future[Any]) -> None:
+    """Cancel a fetch nobody waits for any more; how it ends (often ConnectionClosedError
+    while the service stops) is of no interest, so it is not logged as never retrieved."""
+    fetch.cancel()
+    fetch.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
 class Consumer:
     def __init__(self, spec: ConsumerSpec, bus: EventBus, db: Database, inbox: Table) -> None:
         self.spec = spec
@@ -256,12 +263,12 @@ class Consumer:
         except TimeoutError:
             if fetch.done():
                 raise  # the fetch's own timeout (nats' TimeoutError is one): no messages this time
-            fetch.cancel()
+            _abandon(fetch)
             if not self._stopping.is_set():
                 log.warning("consumer %s: a fetch outlived its timeout; fetching again", self.spec.durable)
             return []
         except asyncio.CancelledError:
-            fetch.cancel()
+            _abandon(fetch)
             raise
 
     async def run(self) -> None:

@@ -121,15 +121,16 @@ class OutboxRelay:
         published. Raises if NATS refuses or does not ack any of them (nothing is marked)."""
         async with self.db.unit_of_work() as uow:
             postgresql = uow.dialect == "postgresql"
-            rows: Sequence[Any]
+            rows: list[Any]
             if postgresql:
                 driver = await uow.driver_connection()
-                rows = sorted(await (await driver.execute(self._claim_and_mark_sql, (self.batch,))).fetchall())
+                claimed: list[Any] = await (await driver.execute(self._claim_and_mark_sql, (self.batch,))).fetchall()
+                rows = sorted(claimed)
             else:
-                rows = (await uow.conn.execute(
+                rows = list((await uow.conn.execute(
                     select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
                     .where(self.outbox.c.published_at.is_(None)).order_by(self.outbox.c.seq).limit(self.batch)
-                )).all()
+                )).all())
             OUTBOX_PENDING.labels(self.service).set(len(rows))
             if not rows:
                 return 0
