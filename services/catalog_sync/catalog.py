@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from backorder.inventory.v1 import inventory_pb2
@@ -21,11 +22,13 @@ log = logging.getLogger(__name__)
 PULL_CONCURRENCY = 4
 
 
+@dataclass(eq=False)
 class Catalog:
-    def __init__(self, db: Database, stores: StoreAccess, peers: Peers) -> None:
-        self.db = db
-        self.stores = stores
-        self.peers = peers
+    """The mirror's pull, reads and stock sync."""
+
+    db: Database
+    stores: StoreAccess
+    peers: Peers
 
     async def pull_catalog(self, store_hash: str) -> tuple[int, int]:
         """Full pull into the mirror, pages fetched concurrently, each page in its own short

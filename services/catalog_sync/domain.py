@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from services.common.clock import as_utc
 from services.common.errors import DomainError, ValidationFailed
+from services.common.stores import is_store_hash
 
 # Hooks the app registers at install (scope -> why).
 WEBHOOK_SCOPES: tuple[str, ...] = (
@@ -66,16 +68,17 @@ def webhook_subject(store_hash: str, scope: str) -> str:
 def store_hash_from_context(context: str) -> str:
     """'stores/<hash>' -> '<hash>' (the install callback's context, a JWT's sub)."""
     prefix, _, store_hash = (context or "").partition("/")
-    if prefix != "stores" or not STORE_HASH_PATTERN.match(store_hash):
+    if prefix != "stores" or not is_store_hash(store_hash):
         raise ValidationFailed("context must be stores/<store_hash>",
                                errors=[{"field": "context", "reason": "must be stores/<store_hash>"}])
     return store_hash
 
 
 def check_store_hash(store_hash: str) -> str:
-    if not STORE_HASH_PATTERN.match(store_hash or ""):
-        raise ValidationFailed("invalid store hash", errors=[{"field": "store_hash", "reason": "malformed"}])
-    return store_hash
+    """The store hash as given, when it is one (services.common.stores); else ValidationFailed."""
+    if is_store_hash(store_hash):
+        return store_hash
+    raise ValidationFailed("invalid store hash", errors=[{"field": "store_hash", "reason": "malformed"}])
 
 
 # ---------------------------------------------------------------- webhook payloads
@@ -213,16 +216,10 @@ def category_list(text: str | None) -> list[int]:
 
 # ---------------------------------------------------------------- staleness guards
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def is_newer_event(occurred_at: datetime, last_applied: datetime | None) -> bool:
     """Inventory events for one product are applied in occurrence order; older ones are stale."""
     last = as_utc(last_applied)
-    return last is None or as_utc(occurred_at) >= last  # type: ignore[operator]
+    return last is None or as_utc(occurred_at) >= last
 
 
 def tracking_switched_on(*, assigned: bool, tracking_off_at: datetime | None, assigned_at: datetime | None,
@@ -359,7 +356,6 @@ def plan_writeback(event_type: str, occurred_at: datetime, state: MirrorState, *
     never undoes a newer one.
     """
     occurred = as_utc(occurred_at)
-    assert occurred is not None
     fresh_availability = is_newer_event(occurred, state.availability_event_at)
     if event_type in ("product.assigned", "product.unassigned"):
         if not is_newer_event(occurred, state.assignment_event_at):

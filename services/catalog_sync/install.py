@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,17 +31,18 @@ from services.common.errors import NotFound, Unauthenticated, Unavailable, Valid
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class Installs:
-    def __init__(self, db: Database, settings: CatalogSettings, cipher: TokenCipher, http: BigCommerceHttp,
-                 stores: StoreAccess, peers: Peers, catalog: Catalog) -> None:
-        self.db = db
-        self.settings = settings
-        self.cipher = cipher
-        self.http = http
-        self.stores = stores
-        self.peers = peers
-        self.catalog = catalog
-        self._background: set[asyncio.Task[Any]] = set()
+    """Install, uninstall and purge."""
+
+    db: Database
+    settings: CatalogSettings
+    cipher: TokenCipher
+    http: BigCommerceHttp
+    stores: StoreAccess
+    peers: Peers
+    catalog: Catalog
+    _background: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
 
     async def install(self, code: str, scope: str, context: str, account_uuid: str = "") -> dict[str, Any]:
         """The whole install; idempotent. Writes the store row, then the hook registrations."""

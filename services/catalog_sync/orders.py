@@ -51,11 +51,13 @@ class AppliedOrder:
 
 
 
+@dataclass(eq=False)
 class Orders:
-    def __init__(self, db: Database, stores: StoreAccess, peers: Peers) -> None:
-        self.db = db
-        self.stores = stores
-        self.peers = peers
+    """The order webhooks' reactions."""
+
+    db: Database
+    stores: StoreAccess
+    peers: Peers
 
     async def created(self, hooks: list[domain.Webhook]) -> list[BaseException | None]:
         """A batch of new orders: each order and its lines fetched (all side by side), one

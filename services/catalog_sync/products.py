@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -26,11 +27,13 @@ log = logging.getLogger(__name__)
 ACTOR = "bigcommerce"
 
 
+@dataclass(eq=False)
 class ProductHooks:
-    def __init__(self, db: Database, stores: StoreAccess, peers: Peers) -> None:
-        self.db = db
-        self.stores = stores
-        self.peers = peers
+    """The product webhooks' reactions."""
+
+    db: Database
+    stores: StoreAccess
+    peers: Peers
 
     async def changed(self, hook: domain.Webhook) -> None:
         product_id = domain.resource_id(hook)

@@ -4,6 +4,7 @@ BigCommerce API client (its token decrypted once per process)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from services.catalog_sync import domain, repository
 from services.catalog_sync.bc_client import BigCommerceHttp, StoreApi
@@ -13,13 +14,15 @@ from services.common.db import Database
 INSTALLED_CACHE_S = 2.0
 
 
+@dataclass(eq=False)
 class StoreAccess:
-    def __init__(self, db: Database, cipher: TokenCipher, http: BigCommerceHttp) -> None:
-        self.db = db
-        self.cipher = cipher
-        self.http = http
-        self._installed: dict[str, tuple[bool, float]] = {}
-        self._apis: dict[str, StoreApi] = {}
+    """The installed stores and their API clients, as this process knows them."""
+
+    db: Database
+    cipher: TokenCipher
+    http: BigCommerceHttp
+    _installed: dict[str, tuple[bool, float]] = field(default_factory=dict, init=False, repr=False)
+    _apis: dict[str, StoreApi] = field(default_factory=dict, init=False, repr=False)
 
     def forget(self, store_hash: str) -> None:
         """Drop what this process remembers of the store (after an install, a purge)."""

@@ -70,11 +70,10 @@ class Webhooks:
             elif hook.scope in handlers:
                 others.append((index, hook))
         singles = [handlers[hook.scope](hook) for _, hook in others]
-        results = await asyncio.gather(self.orders.created([hook for _, hook in orders]), *singles,
-                                       return_exceptions=True)
-        order_results = results[0]
-        if isinstance(order_results, BaseException):
-            order_results = [order_results] * len(orders)
+        results: list[Any] = await asyncio.gather(self.orders.created([hook for _, hook in orders]), *singles,
+                                                  return_exceptions=True)
+        order_results: list[Any] = (
+            [results[0]] * len(orders) if isinstance(results[0], BaseException) else results[0])
         for (index, hook), result in zip([*orders, *others], [*order_results, *results[1:]], strict=True):
             outcomes[index] = _webhook_outcome(hook, result)
         return outcomes

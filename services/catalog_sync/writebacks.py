@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -23,14 +24,20 @@ from services.common.product_events import PRODUCT_STATE_EVENTS
 
 log = logging.getLogger(__name__)
 
-LOCK_STRIPES = 1024
+LOCK_STRIPES = 1024  # a product's lock is stripe hash((store, product)) % LOCK_STRIPES
 
 
+def _stripes() -> list[asyncio.Lock]:
+    return [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+
+
+@dataclass(eq=False)
 class Writebacks:
-    def __init__(self, db: Database, stores: StoreAccess) -> None:
-        self.db = db
-        self.stores = stores
-        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+    """The inventory events consumer's effect, one product at a time per stripe lock."""
+
+    db: Database
+    stores: StoreAccess
+    _locks: list[asyncio.Lock] = field(default_factory=_stripes, init=False, repr=False)
 
     async def handle(self, message: IncomingMessage) -> None:
         """The events consumer's effect: write one inventory event back to BigCommerce (tracking,
