@@ -264,15 +264,13 @@ class BigCommerceClient:
     """REST client for one store. Cheap to create: the HTTP pool and rate limiter are process-wide."""
 
     def __init__(self, store_hash: str, access_token: str, *, api_base_url: str = DEFAULT_API_BASE_URL,
-                 client_id: str | None = None, retry: RetryPolicy | None = None, timeout: float = 30.0):
+                 retry: RetryPolicy | None = None, timeout: float = 30.0):
         self.store_hash = store_hash
         self.api_base_url = api_base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self._headers = {"X-Auth-Token": access_token, "Accept": "application/json",
                          "Content-Type": "application/json"}
-        if client_id:
-            self._headers["X-Auth-Client"] = client_id
 
     def __repr__(self) -> str:
         return f"BigCommerceClient(store_hash={self.store_hash!r}, api_base_url={self.api_base_url!r})"
