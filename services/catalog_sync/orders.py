@@ -50,7 +50,6 @@ class AppliedOrder:
     backordered: list[domain.NoteLine]
 
 
-
 @dataclass(eq=False)
 class Orders:
     """The order webhooks' reactions."""

@@ -35,6 +35,8 @@ def _webhook_outcome(hook: domain.Webhook, result: Any) -> BaseException | None:
 
 
 class Webhooks:
+    """The webhook consumer's batch effect and where each scope goes."""
+
     def __init__(self, stores: StoreAccess, orders: Orders, products: ProductHooks) -> None:
         self.stores = stores
         self.orders = orders
@@ -53,7 +55,6 @@ class Webhooks:
         go through the batched order path; every other hook with a reaction runs on its own,
         all side by side."""
         outcomes: list[BaseException | None] = [None] * len(messages)
-        handlers = self._handlers
         orders: list[tuple[int, domain.Webhook]] = []
         others: list[tuple[int, domain.Webhook]] = []
         for index, message in enumerate(messages):
@@ -67,9 +68,9 @@ class Webhooks:
                 continue
             if hook.scope == "store/order/created":
                 orders.append((index, hook))
-            elif hook.scope in handlers:
+            elif hook.scope in self._handlers:
                 others.append((index, hook))
-        singles = [handlers[hook.scope](hook) for _, hook in others]
+        singles = [self._handlers[hook.scope](hook) for _, hook in others]
         results: list[Any] = await asyncio.gather(self.orders.created([hook for _, hook in orders]), *singles,
                                                   return_exceptions=True)
         order_results: list[Any] = (
