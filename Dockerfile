@@ -7,17 +7,23 @@
 # bump both together.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
-# ---- builder: wheels for the project and every dependency (all ship binary wheels, so no
-# compiler is needed).
+# ---- builder: wheels for the project and every dependency, at the versions and hashes of
+# uv.lock (the runtime set: no dev tools, no code generator). All ship binary wheels, so no
+# compiler is needed.
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_PYTHON_DOWNLOADS=never
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY tools/requirements-uv.txt ./tools/
+RUN pip install --require-hashes -r tools/requirements-uv.txt
+COPY pyproject.toml uv.lock README.md ./
+RUN uv export --frozen --no-dev --no-emit-project --format requirements-txt -o /tmp/requirements.txt \
+    && pip wheel --require-hashes --wheel-dir /wheels -r /tmp/requirements.txt
 COPY gen ./gen
 COPY services ./services
 COPY sandbox ./sandbox
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # ---- runtime: the installed wheels and nothing else; runs as an unprivileged user.
 FROM ${PYTHON_IMAGE} AS runtime

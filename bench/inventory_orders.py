@@ -39,7 +39,7 @@ from services.common import migrations
 from services.common.grpc_server import insecure_channel
 from services.common.runtime import ServiceRunner, tune_gc_for_serving
 from services.inventory import server
-from services.inventory.handlers import Entitlement
+from services.inventory.assignment import Entitlement
 from tests.plugins.services import NatsServer, service_settings
 
 STORE = "bench01"

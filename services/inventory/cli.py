@@ -15,7 +15,8 @@ from services.common import migrations
 from services.common.db import Database
 from services.common.errors import DomainError
 from services.common.settings import ServiceSettings
-from services.inventory.handlers import Entitlement, InventoryHandlers
+from services.inventory.assignment import Entitlement
+from services.inventory.handlers import InventoryHandlers
 
 
 class _NoEntitlements:
@@ -29,7 +30,7 @@ async def _create_token(store_hash: str, name: str) -> tuple[str, str]:
     await asyncio.to_thread(migrations.upgrade, "inventory", url)
     db = Database(url, pool_size=1)
     try:
-        row, plaintext = await InventoryHandlers(db, _NoEntitlements()).create_token(store_hash, name)
+        row, plaintext = await InventoryHandlers(db, _NoEntitlements()).tokens.create(store_hash, name)
         return row.id, plaintext
     finally:
         await db.dispose()

@@ -7,7 +7,7 @@ from backorder.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.common.errors import DomainError, Unavailable, error_from_rpc
 from services.common.grpc_server import DeadlineStub, insecure_channel
-from services.inventory.handlers import Entitlement
+from services.inventory.assignment import Entitlement
 
 
 class BillingEntitlements:

@@ -40,7 +40,7 @@ def billing_consumer(handlers: InventoryHandlers) -> ConsumerSpec:
                                  f"rule={policy.rule!r} keep={policy.keep}")
         incoming = domain.PlanLimit(change.new_plan, None if change.unlimited else change.max_assigned_products,
                                     change.effective_at.ToDatetime(UTC))
-        selection = await handlers.apply_plan_change(
+        selection = await handlers.assignment.apply_plan_change(
             uow, store_hash, incoming, event_id=message.message_id,
             policy_keep=policy.keep if policy is not None and not change.unlimited else None,
             restore_tracking=policy.restore_tracking if policy is not None else False, reason=change.reason)

@@ -1,5 +1,7 @@
-"""Inventory rules (DESIGN §3): salable quantity, status, the backorder split of an order
-line, receipts, returns and input validation. Pure code: no I/O, no clock, no database.
+"""Inventory rules (DESIGN §3): the backorder split of an order line, availability
+transitions, receipts, returns and input validation. Pure code: no I/O, no clock, no
+database. Salable quantity and the product status are services.common.product_status (one
+rule for every service); CSV import rows are import_rules.py.
 
 Quantities are Python ints. A threshold of `None` means unlimited (salable unlimited).
 """
@@ -11,18 +13,13 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from services.common.errors import DomainError, ValidationFailed
-
-# Statuses (API.md); the gRPC enum and the event strings map 1:1 to these.
-IN_STOCK = "in_stock"
-LOW_STOCK = "low_stock"
-BACKORDER = "backorder"
-SOLD_OUT = "sold_out"
-STATUSES = (IN_STOCK, LOW_STOCK, BACKORDER, SOLD_OUT)
+from services.common.product_status import salable_qty
+from services.common.stores import is_store_hash
 
 # Ledger sources and kinds.
 SOURCES = ("admin", "import", "bigcommerce", "erp", "order", "receipt", "billing")
@@ -33,23 +30,15 @@ KINDS = ("assign", "set", "adjust", "order", "return", "receipt", "edit", "unass
 MAX_QUANTITY = 1_000_000_000
 MAX_BULK_ITEMS = 1_000
 MAX_ERP_ITEMS = 1_000
-MAX_IMPORT_ROWS = 200_000
 MAX_NAME_LENGTH = 255
 MAX_KEY_LENGTH = 200
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-INTEGER_PATTERN = re.compile(r"^[+-]?\d+$")
-IMPORT_COLUMNS = ("product_id", "current_stock", "backorder_threshold", "incoming_stock", "back_in_stock_date")
-OVERWRITABLE = ("stock", "threshold", "incoming_stock", "back_in_stock_date")
 
 
 # ---------------------------------------------------------------- errors
 
 class AlreadyAssigned(DomainError):
     code = "already_assigned"
-
-
-class NotAssigned(DomainError):
-    code = "not_assigned"
 
 
 class PlanLimitReached(DomainError):
@@ -100,27 +89,6 @@ def raise_if_errors(errors: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------- the rules
-
-def salable_qty(stock: int, threshold: int | None) -> int | None:
-    """stock + threshold; None (unlimited) when the threshold is unlimited."""
-    return None if threshold is None else stock + threshold
-
-
-def is_sold_out(stock: int, threshold: int | None) -> bool:
-    salable = salable_qty(stock, threshold)
-    return salable is not None and salable <= 0
-
-
-def product_status(stock: int, threshold: int | None, low_stock_level: int = 0) -> str:
-    """sold_out when salable ≤ 0; backorder when stock ≤ 0; low_stock when 0 < stock ≤ level."""
-    if is_sold_out(stock, threshold):
-        return SOLD_OUT
-    if stock <= 0:
-        return BACKORDER
-    if low_stock_level > 0 and stock <= low_stock_level:
-        return LOW_STOCK
-    return IN_STOCK
-
 
 def availability_event(before: int | None, after: int | None, *, was_sellable: bool | None = None) -> str | None:
     """The transition event between two salable quantities (None = unlimited = sellable).
@@ -226,6 +194,11 @@ def check_product_id(errors: list[dict[str, Any]], item: int | None, product_id:
         errors.append(field_error(item, "product_id", "out_of_range", "must be a positive product id"))
 
 
+def paging(page: int, limit: int, maximum: int) -> tuple[int, int]:
+    """(page, limit) of a list request: page ≥ 1; limit 50 when unset, within 1..maximum."""
+    return max(page or 1, 1), min(max(limit or 50, 1), maximum)
+
+
 def check_count(count: int, maximum: int, what: str = "items") -> None:
     if count == 0:
         raise ValidationFailed(f"{what}: at least one is required",
@@ -236,9 +209,10 @@ def check_count(count: int, maximum: int, what: str = "items") -> None:
 
 
 def check_store_hash(store_hash: str) -> None:
-    if not store_hash or len(store_hash) > 64 or not re.match(r"^[A-Za-z0-9_-]+$", store_hash):
-        raise ValidationFailed("store_hash: required (letters, digits, _ or -)",
-                               [field_error(None, "store_hash", "invalid", "required (letters, digits, _ or -)")])
+    """The store-hash format of services.common.stores (lower-case letters and digits)."""
+    if not is_store_hash(store_hash):
+        raise ValidationFailed("store_hash: required (lower-case letters and digits)",
+                               [field_error(None, "store_hash", "invalid", "required (lower-case letters and digits)")])
 
 
 def check_duplicates(errors: list[dict[str, Any]], product_ids: Sequence[int]) -> None:
@@ -425,153 +399,7 @@ def check_idempotency_key(errors: list[dict[str, Any]], item: int | None, key: s
         errors.append(field_error(item, "idempotency_key", "too_long", f"at most {MAX_KEY_LENGTH} characters"))
 
 
-# ---------------------------------------------------------------- CSV import rows
-
-class ImportRowInput(NamedTuple):
-    """One CSV row as the gateway sends it (text cells; name and the rest from the catalog).
-
-    Named tuples rather than dataclasses: an import builds 100,000 of each, and a frozen
-    dataclass costs several times more to construct."""
-
-    row: int
-    product_id: str
-    current_stock: str
-    backorder_threshold: str
-    incoming_stock: str
-    back_in_stock_date: str
-    name: str = ""
-    sku: str = ""
-    category_ids: tuple[int, ...] = ()
-    brand_id: int = 0
-
-
-class ImportRowValues(NamedTuple):
-    row: int
-    product_id: int
-    stock: int | None
-    threshold: int | None
-    incoming_stock: int | None
-    back_in_stock_date: dt.date | None
-    name: str = ""
-    sku: str = ""
-    category_ids: tuple[int, ...] = ()
-    brand_id: int = 0
-
-
-@dataclass
-class ImportValidation:
-    values: list[ImportRowValues] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def error(self, row: int, column: str, code: str, message: str) -> None:
-        self.errors.append({"row": row, "column": column, "code": code, "message": message})
-
-
-def _parse_whole(text: str) -> int:
-    text = text.strip()
-    # isdecimal() is exactly INTEGER_PATTERN without a sign (both mean Unicode digits, Nd),
-    # and skips the regex for the usual cell.
-    if not (text.isdecimal() or INTEGER_PATTERN.match(text)):
-        raise ValueError("not a whole number")
-    return int(text)
-
-
-def _import_quantity(result: ImportValidation, row: int, column: str, text: str, allow_empty: bool) -> int | None:
-    text = text.strip()
-    if text == "":
-        if not allow_empty:
-            result.error(row, column, "required", "is required")
-        return None
-    try:
-        number = _parse_whole(text)
-    except ValueError:
-        result.error(row, column, "not_integer", f"{text!r} is not a whole number")
-        return None
-    if number < 0:
-        result.error(row, column, "negative", "must not be negative")
-    elif number > MAX_QUANTITY:
-        result.error(row, column, "out_of_range", f"must be ≤ {MAX_QUANTITY}")
-    return number
-
-
-def parse_import_rows(rows: Iterable[ImportRowInput], *, mode: str) -> ImportValidation:
-    """Parse and check every row (format, ranges, duplicates). Store-dependent checks
-    (assigned or not, plan limit) are done by the handler against the database."""
-    result = ImportValidation()
-    errors = result.errors
-    seen: dict[int, int] = {}
-    stock_optional = mode == "update"
-    for raw in rows:
-        row = raw.row
-        errors_before = len(errors)
-        product_id = 0
-        try:
-            product_id = _parse_whole(raw.product_id)
-            if product_id <= 0:
-                result.error(row, "product_id", "out_of_range", "must be a positive product id")
-        except ValueError:
-            result.error(row, "product_id", "not_integer" if raw.product_id.strip() else "required",
-                         "must be a whole number" if raw.product_id.strip() else "is required")
-        stock = _import_quantity(result, row, "current_stock", raw.current_stock, stock_optional)
-        threshold = _import_quantity(result, row, "backorder_threshold", raw.backorder_threshold, True)
-        incoming = _import_quantity(result, row, "incoming_stock", raw.incoming_stock, True)
-        date = None
-        date_text = raw.back_in_stock_date.strip()
-        if date_text:
-            try:
-                date = parse_date(date_text)
-            except ValueError:
-                result.error(row, "back_in_stock_date", "invalid_date",
-                             f"{raw.back_in_stock_date!r} is not YYYY-MM-DD")
-        if product_id > 0:
-            if product_id in seen:
-                result.error(row, "product_id", "duplicate", f"product {product_id} is also on row {seen[product_id]}")
-            else:
-                seen[product_id] = row
-        if len(errors) == errors_before:
-            result.values.append(ImportRowValues(row, product_id, stock, threshold, incoming, date, raw.name, raw.sku,
-                                                 raw.category_ids, raw.brand_id))
-    return result
-
-
-def import_update(stock: int, threshold: int | None, incoming_stock: int, back_in_stock_date: dt.date | None,
-                  value: ImportRowValues, overwrite: Collection[str]) -> tuple[str, int, int | None, int,
-                                                                             dt.date | None, str] | None:
-    """What an update-mode import row does to a product with these values: (kind, stock,
-    threshold, incoming_stock, back_in_stock_date, note), or None when it changes nothing.
-
-    The same rules as an admin edit of the columns in `overwrite`: a stock in the file is an
-    absolute "set" entry (even to the same number); otherwise changed columns are an "edit"
-    entry; the note names the changed columns other than stock. An empty threshold means
-    unlimited and an empty incoming stock 0."""
-    edited = []
-    if "threshold" in overwrite and value.threshold != threshold:
-        threshold = value.threshold
-        edited.append("threshold")
-    new_incoming = value.incoming_stock or 0
-    if "incoming_stock" in overwrite and new_incoming != incoming_stock:
-        incoming_stock = new_incoming
-        edited.append("incoming_stock")
-    if "back_in_stock_date" in overwrite and value.back_in_stock_date != back_in_stock_date:
-        back_in_stock_date = value.back_in_stock_date
-        edited.append("back_in_stock_date")
-    note = "edited: " + ", ".join(edited) if edited else ""
-    if value.stock is not None and "stock" in overwrite:
-        return "set", value.stock, threshold, incoming_stock, back_in_stock_date, note
-    if edited:
-        return "edit", stock, threshold, incoming_stock, back_in_stock_date, note
-    return None
-
-
-# ---------------------------------------------------------------- CSV export
-
-FORMULA_PREFIXES = ("=", "+", "-", "@")
-
-
-def neutralise_cell(value: str) -> str:
-    """Spreadsheet formula injection: a cell starting with = + - @ gets a leading '."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
+# ---------------------------------------------------------------- categories
 
 def category_key(category_ids: Iterable[int]) -> str:
     """Category ids stored as ',1,5,9,' so a LIKE '%,5,%' filter works on every database."""

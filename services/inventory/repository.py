@@ -15,7 +15,10 @@ from typing import Any
 from sqlalchemy import DateTime, String, and_, cast, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.clock import as_utc, utcnow
 from services.common.db import insert_ignore
+from services.common.product_status import salable_qty, status_condition
+from services.common.text import LIKE_ESCAPE, like_contains
 from services.inventory import domain
 from services.inventory.tables import (
     api_tokens,
@@ -29,17 +32,6 @@ from services.inventory.tables import (
 
 P = assigned_products
 L = stock_ledger
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -65,13 +57,13 @@ class ProductRow:
     def from_row(cls, row: Any) -> ProductRow:
         # Columns are selected in field order (PRODUCT_COLUMNS).
         product = cls(*row)
-        product.assigned_at = as_utc(product.assigned_at)  # type: ignore[assignment]
-        product.updated_at = as_utc(product.updated_at)  # type: ignore[assignment]
+        product.assigned_at = as_utc(product.assigned_at)
+        product.updated_at = as_utc(product.updated_at)
         return product
 
     @property
     def salable(self) -> int | None:
-        return domain.salable_qty(self.stock, self.threshold)
+        return salable_qty(self.stock, self.threshold)
 
 
 PRODUCT_COLUMNS = [P.c[f.name] for f in fields(ProductRow)]
@@ -138,7 +130,7 @@ async def get_store_plan(conn: AsyncConnection, store_hash: str) -> domain.PlanL
     row = (await conn.execute(select(store_plans).where(store_plans.c.store_hash == store_hash))).first()
     if row is None:
         return None
-    return domain.PlanLimit(row.plan, row.max_assigned_products, as_utc(row.effective_at))  # type: ignore[arg-type]
+    return domain.PlanLimit(row.plan, row.max_assigned_products, as_utc(row.effective_at))
 
 
 async def save_store_plan(conn: AsyncConnection, store_hash: str, plan: domain.PlanLimit, event_id: str, *,
@@ -255,7 +247,7 @@ async def lock_products_many(conn: AsyncConnection, keys: Iterable[tuple[str, in
         return {}
     stores = {store_hash for store_hash, _ in wanted}
     if len(stores) == 1 and conn.dialect.name == "postgresql":
-        driver = (await conn.get_raw_connection()).driver_connection
+        driver: Any = (await conn.get_raw_connection()).driver_connection
         cursor = await driver.execute(LOCK_STORE_PRODUCTS_SQL, (wanted[0][0], [p for _, p in wanted]))
         products = [ProductRow.from_row(row) for row in await cursor.fetchall()]
         return {(p.store_hash, p.product_id): p for p in products}
@@ -332,25 +324,8 @@ async def ledger_after(conn: AsyncConnection, store_hash: str, cursor: int, limi
 
 
 def _search(columns: Sequence[Any], q: str) -> Any:
-    pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return or_(*(func.lower(c).like(pattern, escape="\\") for c in columns))
-
-
-def status_condition(status: str, low_stock_level: int) -> Any:
-    """SQL for domain.product_status (kept in step with it; tested against it)."""
-    salable_le_zero = and_(P.c.threshold.is_not(None), P.c.stock + P.c.threshold <= 0)
-    not_sold_out = or_(P.c.threshold.is_(None), P.c.stock + P.c.threshold > 0)
-    if status == domain.SOLD_OUT:
-        return salable_le_zero
-    if status == domain.BACKORDER:
-        return and_(not_sold_out, P.c.stock <= 0)
-    if status == domain.LOW_STOCK:
-        if low_stock_level <= 0:
-            return P.c.id.is_(None)
-        return and_(not_sold_out, P.c.stock > 0, P.c.stock <= low_stock_level)
-    if status == domain.IN_STOCK:
-        return and_(not_sold_out, P.c.stock > max(low_stock_level, 0))
-    raise ValueError(status)
+    pattern = like_contains(q)
+    return or_(*(func.lower(c).like(pattern, escape=LIKE_ESCAPE) for c in columns))
 
 
 async def list_products(conn: AsyncConnection, store_hash: str, *, q: str, status: str | None,
@@ -360,7 +335,7 @@ async def list_products(conn: AsyncConnection, store_hash: str, *, q: str, statu
     if q:
         conditions.append(_search([P.c.name, P.c.sku], q))
     if status:
-        conditions.append(status_condition(status, low_stock_level))
+        conditions.append(status_condition(status, P.c.stock, P.c.threshold, low_stock_level))
     if product_ids:
         conditions.append(P.c.product_id.in_(list(product_ids)))
     total = (await conn.execute(select(func.count()).select_from(P).where(*conditions))).scalar_one()

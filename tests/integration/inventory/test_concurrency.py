@@ -124,6 +124,6 @@ async def test_a_batch_spanning_two_stores_changes_each_store_own_products(datab
         await inv.assign(store_hash, {"product_id": 5, "stock": 10 * (index + 1), "threshold": 0})
     commands = [domain.validate_order(store_hash, "o1", "", dt.datetime.now(dt.UTC),
                                       [{"line_id": "1", "product_id": 5, "quantity": 3}]) for store_hash in stores]
-    outcomes = await inv.handlers._apply_order_batch(commands)
+    outcomes = await inv.handlers.orders.apply_batch(commands)
     assert [(o.lines[0].stock_before, o.lines[0].stock_after) for o in outcomes] == [(10, 7), (20, 17)]
     assert [(await inv.product(s, 5)).stock for s in stores] == [7, 17]

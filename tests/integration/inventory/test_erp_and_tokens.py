@@ -9,7 +9,7 @@ import pytest
 from backorder.inventory.v1 import erp_pb2, inventory_pb2, token_pb2
 
 from services.inventory import cli
-from services.inventory.handlers import hash_token
+from services.inventory.tokens import hash_token
 from tests.integration.inventory.conftest import store
 
 

@@ -78,7 +78,7 @@ async def test_import_writes_products_ledger_entries_and_events_row_by_row(datab
     inv = await start_inventory(database_url())
     store_hash = store()
     fake_billing[0].plans[store_hash] = ("pro", 100)
-    await inv.handlers.update_settings(store_hash, {"low_stock_level": 2})
+    await inv.handlers.store_settings.update(store_hash, {"low_stock_level": 2})
 
     # Assign: names with a tab and a backslash go through COPY's escaping unchanged.
     await run_import(inv, store_hash, inventory_pb2.IMPORT_MODE_ASSIGN, [

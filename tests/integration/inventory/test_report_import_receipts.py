@@ -128,8 +128,8 @@ async def test_due_receipts_are_received_once(database_url, start_inventory, fak
     await inv.assign(store_hash, {"product_id": 1, "stock": 0, "threshold": 0, "incoming_stock": 8,
                                   "back_in_stock_date": "2026-06-01"},
                      {"product_id": 2, "stock": 1, "incoming_stock": 4, "back_in_stock_date": "2026-06-02"})
-    assert await inv.handlers.apply_due_receipts() == 1
-    assert await inv.handlers.apply_due_receipts() == 0
+    assert await inv.handlers.receipts.apply_due() == 1
+    assert await inv.handlers.receipts.apply_due() == 0
     received = await inv.product(store_hash, 1)
     assert (received.stock, received.incoming_stock, received.back_in_stock_date) == (8, 0, "")
     assert received.status == inventory_pb2.PRODUCT_STATUS_IN_STOCK
@@ -187,5 +187,5 @@ async def test_receipts_not_yet_due_do_not_hide_due_ones(database_url, start_inv
     fake_billing[0].plans[store_hash] = ("pro", 50)
     await inv.assign(store_hash, {"product_id": 1, "stock": 0, "incoming_stock": 2, "back_in_stock_date": "2026-06-02"},
                      {"product_id": 2, "stock": 0, "incoming_stock": 3, "back_in_stock_date": "2026-06-01"})
-    assert await inv.handlers.apply_due_receipts(limit=1) == 1
+    assert await inv.handlers.receipts.apply_due(limit=1) == 1
     assert ((await inv.product(store_hash, 1)).stock, (await inv.product(store_hash, 2)).stock) == (0, 3)

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.common import product_status
 from services.common.errors import ValidationFailed
-from services.inventory import domain
+from services.inventory import domain, import_rules
 
 stocks = st.integers(min_value=-10_000, max_value=10_000)
 quantities = st.integers(min_value=1, max_value=10_000)
@@ -18,7 +19,7 @@ thresholds = st.one_of(st.none(), st.integers(min_value=0, max_value=10_000))
 
 @given(stocks, thresholds)
 def test_salable_is_stock_plus_threshold_or_unlimited(stock, threshold):
-    salable = domain.salable_qty(stock, threshold)
+    salable = product_status.salable_qty(stock, threshold)
     assert salable == (None if threshold is None else stock + threshold)
 
 
@@ -29,7 +30,7 @@ def test_split_line_follows_the_design_formula(stock, quantity, threshold):
     assert split.backordered == quantity - min(quantity, max(stock, 0))
     assert split.from_stock + split.backordered == quantity
     assert 0 <= split.backordered <= quantity
-    salable = domain.salable_qty(stock, threshold)
+    salable = product_status.salable_qty(stock, threshold)
     assert split.over_threshold == (salable is not None and quantity > salable)
 
 
@@ -47,21 +48,21 @@ def test_sequential_lines_backorder_exactly_what_stock_could_not_serve(initial, 
 
 @given(stocks, thresholds, st.integers(min_value=0, max_value=100))
 def test_status_is_consistent_with_salable(stock, threshold, low):
-    status = domain.product_status(stock, threshold, low)
-    salable = domain.salable_qty(stock, threshold)
+    status = product_status.product_status(stock, threshold, low)
+    salable = product_status.salable_qty(stock, threshold)
     if salable is not None and salable <= 0:
-        assert status == domain.SOLD_OUT
+        assert status == product_status.SOLD_OUT
     elif stock <= 0:
-        assert status == domain.BACKORDER
+        assert status == product_status.BACKORDER
     elif low and stock <= low:
-        assert status == domain.LOW_STOCK
+        assert status == product_status.LOW_STOCK
     else:
-        assert status == domain.IN_STOCK
+        assert status == product_status.IN_STOCK
 
 
 def test_unlimited_threshold_is_never_sold_out():
-    assert domain.product_status(-1_000, None) == domain.BACKORDER
-    assert not domain.is_sold_out(-1_000, None)
+    assert product_status.product_status(-1_000, None) == product_status.BACKORDER
+    assert not product_status.is_sold_out(-1_000, None)
 
 
 @given(st.one_of(st.none(), stocks), st.one_of(st.none(), stocks))
@@ -131,11 +132,11 @@ def test_order_validation_rejects_non_positive_quantity():
 
 
 def row(n, product_id="1", stock="5", threshold="", incoming="", date=""):
-    return domain.ImportRowInput(n, product_id, stock, threshold, incoming, date)
+    return import_rules.ImportRowInput(n, product_id, stock, threshold, incoming, date)
 
 
 def test_import_rows_report_row_column_and_code():
-    result = domain.parse_import_rows([
+    result = import_rules.parse_import_rows([
         row(2), row(3, product_id="x"), row(4, product_id="2", stock="1.5"), row(5, product_id="3", stock="-1"),
         row(6, product_id="4", date="2026-13-01"), row(7, product_id="1"),
     ], mode="assign")
@@ -151,16 +152,9 @@ def test_import_rows_report_row_column_and_code():
                 max_size=40, unique_by=lambda t: t[0]))
 def test_valid_import_rows_round_trip(items):
     rows = [row(i + 2, str(p), str(s), "" if t is None else str(t)) for i, (p, s, t) in enumerate(items)]
-    result = domain.parse_import_rows(rows, mode="assign")
+    result = import_rules.parse_import_rows(rows, mode="assign")
     assert result.errors == []
     assert [(v.product_id, v.stock, v.threshold) for v in result.values] == items
-
-
-@given(st.text(max_size=20))
-def test_formula_cells_are_neutralised(text):
-    out = domain.neutralise_cell(text)
-    assert not out.startswith(domain.FORMULA_PREFIXES)
-    assert out in (text, "'" + text)
 
 
 @given(st.lists(st.integers(1, 10**9), max_size=10))
@@ -172,20 +166,20 @@ def test_category_key_round_trips(ids):
                  st.sampled_from(["+5", "-0", " 7 ", "٣", "²", "1_000", "0x1", "12\n", "1.0"])))
 def test_import_numbers_are_whole_numbers_as_the_pattern_defines_them(text):
     stripped = text.strip()
-    expected = int(stripped) if domain.INTEGER_PATTERN.match(stripped) else None
+    expected = int(stripped) if import_rules.INTEGER_PATTERN.match(stripped) else None
     try:
-        parsed = domain._parse_whole(text)
+        parsed = import_rules._parse_whole(text)
     except ValueError:
         parsed = None
     assert parsed == expected
 
 
 def test_an_update_row_sets_stock_edits_the_chosen_columns_or_changes_nothing():
-    value = domain.ImportRowValues(2, 1, 4, None, None, None)
-    everything = domain.OVERWRITABLE
-    assert domain.import_update(4, None, 0, None, value, everything) == ("set", 4, None, 0, None, "")
-    assert domain.import_update(4, 3, 2, None, value, everything) == (
+    value = import_rules.ImportRowValues(2, 1, 4, None, None, None)
+    everything = import_rules.OVERWRITABLE
+    assert import_rules.import_update(4, None, 0, None, value, everything) == ("set", 4, None, 0, None, "")
+    assert import_rules.import_update(4, 3, 2, None, value, everything) == (
         "set", 4, None, 0, None, "edited: threshold, incoming_stock")
-    assert domain.import_update(4, 3, 2, None, value, ("incoming_stock",)) == ("edit", 4, 3, 0, None,
+    assert import_rules.import_update(4, 3, 2, None, value, ("incoming_stock",)) == ("edit", 4, 3, 0, None,
                                                                                "edited: incoming_stock")
-    assert domain.import_update(4, None, 0, None, value, ("threshold", "incoming_stock")) is None
+    assert import_rules.import_update(4, None, 0, None, value, ("threshold", "incoming_stock")) is None

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from services.inventory import domain
-from services.inventory.handlers import OrderBatcher, OrderResult
+from services.inventory.orders import OrderBatcher, OrderResult
 
 ORDER_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 FAIL_AFTER_S = 10.0  # only bounds a broken batcher's hang; nothing waits for time to pass
