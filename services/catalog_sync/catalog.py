@@ -6,29 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from backorder.inventory.v1 import inventory_pb2
 
 from services.catalog_sync import domain, repository
-from services.catalog_sync.peers import Peers
-from services.catalog_sync.store_access import StoreAccess
+from services.catalog_sync.store_access import UseCase
 from services.common.clock import utcnow
-from services.common.db import Database
+
+PULL_CONCURRENCY = 4  # product pages a pull fetches at once
 
 log = logging.getLogger(__name__)
 
-PULL_CONCURRENCY = 4
 
-
-@dataclass(eq=False)
-class Catalog:
+class Catalog(UseCase):
     """The mirror's pull, reads and stock sync."""
-
-    db: Database
-    stores: StoreAccess
-    peers: Peers
 
     async def pull_catalog(self, store_hash: str) -> tuple[int, int]:
         """Full pull into the mirror, pages fetched concurrently, each page in its own short

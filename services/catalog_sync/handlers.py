@@ -35,7 +35,8 @@ class CatalogSync:
         self.settings = settings
         self.stores = StoreAccess(db, cipher, http)
         self.catalog = Catalog(db, self.stores, peers)
-        self.installs = Installs(db, settings, cipher, http, self.stores, peers, self.catalog)
+        self.installs = Installs(db, self.stores, peers, settings=settings, cipher=cipher, http=http,
+                                 catalog=self.catalog)
         orders = Orders(db, self.stores, peers)
         self.webhooks = Webhooks(self.stores, orders, ProductHooks(db, self.stores, peers))
         self.writebacks = Writebacks(db, self.stores)

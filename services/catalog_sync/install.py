@@ -21,26 +21,22 @@ from services.catalog_sync import domain, repository
 from services.catalog_sync.bc_client import BigCommerceHttp, StoreApi
 from services.catalog_sync.catalog import Catalog
 from services.catalog_sync.crypto import TokenCipher
-from services.catalog_sync.peers import Peers, rpc_code
+from services.catalog_sync.peers import rpc_code
 from services.catalog_sync.settings import CatalogSettings
-from services.catalog_sync.store_access import StoreAccess
+from services.catalog_sync.store_access import UseCase
 from services.common.clock import utcnow
-from services.common.db import Database
 from services.common.errors import NotFound, Unauthenticated, Unavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
-class Installs:
+class Installs(UseCase):
     """Install, uninstall and purge."""
 
-    db: Database
     settings: CatalogSettings
     cipher: TokenCipher
     http: BigCommerceHttp
-    stores: StoreAccess
-    peers: Peers
     catalog: Catalog
     _background: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
 

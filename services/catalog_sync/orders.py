@@ -21,10 +21,9 @@ from backorder.storefront.v1 import storefront_pb2
 
 from services.catalog_sync import domain, repository
 from services.catalog_sync.bc_client import BigCommerceRejected, StoreApi
-from services.catalog_sync.peers import Peers, rpc_code, timestamp, transient
-from services.catalog_sync.store_access import StoreAccess
+from services.catalog_sync.peers import rpc_code, timestamp, transient
+from services.catalog_sync.store_access import UseCase
 from services.common.bus import TransientError
-from services.common.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +49,8 @@ class AppliedOrder:
     backordered: list[domain.NoteLine]
 
 
-@dataclass(eq=False)
-class Orders:
+class Orders(UseCase):
     """The order webhooks' reactions."""
-
-    db: Database
-    stores: StoreAccess
-    peers: Peers
 
     async def created(self, hooks: list[domain.Webhook]) -> list[BaseException | None]:
         """A batch of new orders: each order and its lines fetched (all side by side), one

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -17,23 +16,17 @@ from backorder.inventory.v1 import inventory_pb2
 
 from services.catalog_sync import domain, repository
 from services.catalog_sync.bc_client import StoreApi
-from services.catalog_sync.peers import Peers, rpc_code, transient
-from services.catalog_sync.store_access import StoreAccess
+from services.catalog_sync.peers import rpc_code, transient
+from services.catalog_sync.store_access import UseCase
 from services.catalog_sync.tables import products
-from services.common.db import Database
 
 log = logging.getLogger(__name__)
 
 ACTOR = "bigcommerce"
 
 
-@dataclass(eq=False)
-class ProductHooks:
+class ProductHooks(UseCase):
     """The product webhooks' reactions."""
-
-    db: Database
-    stores: StoreAccess
-    peers: Peers
 
     async def changed(self, hook: domain.Webhook) -> None:
         product_id = domain.resource_id(hook)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from services.catalog_sync import domain, repository
 from services.catalog_sync.bc_client import BigCommerceHttp, StoreApi
 from services.catalog_sync.crypto import TokenCipher
+from services.catalog_sync.peers import Peers
 from services.common.db import Database
 
 INSTALLED_CACHE_S = 2.0
@@ -57,3 +58,12 @@ class StoreAccess:
         api = self.http.store(store_hash, self.cipher.decrypt(row.access_token))
         self._apis[store_hash] = api
         return api
+
+
+@dataclass(eq=False)
+class UseCase:
+    """What a use case works with: the database, the installed stores and the peer services."""
+
+    db: Database
+    stores: StoreAccess
+    peers: Peers
