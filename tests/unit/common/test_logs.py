@@ -1,9 +1,11 @@
-"""Every line a service logs is JSON, Python warnings included."""
+"""Every line a service logs is JSON, Python warnings and uncaught exceptions included."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -18,12 +20,14 @@ from services.common.logs import configure_logging
 def json_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level, showwarning = root.handlers[:], root.level, warnings.showwarning
+    hooks = sys.excepthook, threading.excepthook, sys.unraisablehook
     try:
         yield
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
         warnings.showwarning = showwarning
+        sys.excepthook, threading.excepthook, sys.unraisablehook = hooks
 
 
 def test_a_library_warning_is_logged_as_one_json_line_once_per_place(json_logging, capsys):
@@ -41,3 +45,25 @@ def test_a_library_warning_is_logged_as_one_json_line_once_per_place(json_loggin
     assert record["level"] == "warning" and record["service"] == "gateway" and record["logger"] == "py.warnings"
     assert record["msg"].startswith(f"{InsecureKeyLengthWarning.__name__}: The HMAC key is 5 bytes long")
     assert record["warning_file"].endswith(".py") and record["warning_line"] > 0
+
+
+def test_an_exception_nobody_caught_is_one_json_line_with_its_traceback(json_logging, capsys):
+    configure_logging("catalog_sync")
+
+    def fail() -> None:
+        raise RuntimeError("the disk is full")
+
+    worker = threading.Thread(target=fail, name="worker")
+    worker.start()
+    worker.join()
+    try:
+        fail()
+    except RuntimeError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)  # what Python calls when the main thread dies
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(r["level"], r["logger"], r["msg"]) for r in records] == [
+        ("error", "uncaught", "uncaught RuntimeError in thread worker: the disk is full"),
+        ("critical", "uncaught", "uncaught RuntimeError: the disk is full"),
+    ]
+    assert all("Traceback" in r["exc"] and "in fail" in r["exc"] for r in records)
+
