@@ -45,7 +45,7 @@ from backorder.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from services.catalog_sync import domain
+from services.common import bigcommerce_webhooks as domain
 from services.common.grpc_server import insecure_channel
 from services.launcher import GRPC_SERVICES, Platform
 

@@ -32,7 +32,7 @@ import grpc
 import httpx
 from backorder.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-from services.catalog_sync import domain
+from services.common import bigcommerce_webhooks as domain
 from tests.plugins.services import NatsServer
 
 WEBHOOK_KEY = "bench-webhook-secret-key"

@@ -1,17 +1,23 @@
-"""Pure rules of catalog_sync: webhook secrets and payloads, staleness guards, write-back
-fields, order lines and the default order note. No I/O here.
+"""Pure rules of catalog_sync: webhook payloads' contents, staleness guards, write-back
+fields, order lines and the default order note. No I/O here. BigCommerce's webhook contract
+(secrets, parsing, subjects) is services.common.bigcommerce_webhooks, re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# BigCommerce's webhook contract lives in common (the gateway checks deliveries with it).
+from services.common.bigcommerce_webhooks import HOOK_TOKEN_HEADER as HOOK_TOKEN_HEADER
+from services.common.bigcommerce_webhooks import SCOPE_PATTERN as SCOPE_PATTERN
+from services.common.bigcommerce_webhooks import Webhook as Webhook
+from services.common.bigcommerce_webhooks import parse_webhook as parse_webhook
+from services.common.bigcommerce_webhooks import webhook_secret as webhook_secret
+from services.common.bigcommerce_webhooks import webhook_subject as webhook_subject
+from services.common.bigcommerce_webhooks import webhook_token_matches as webhook_token_matches
 from services.common.clock import as_utc
 from services.common.errors import DomainError, ValidationFailed
 from services.common.stores import is_store_hash
@@ -25,45 +31,18 @@ WEBHOOK_SCOPES: tuple[str, ...] = (
     "store/order/created",
     "store/order/statusUpdated",
 )
-HOOK_TOKEN_HEADER = "X-Backorder-Hook-Token"
 SCRIPT_NAME = "Backorder storefront"
 # BigCommerce order statuses that give the stock back (Refunded, Cancelled, Declined).
 RETURNING_STATUSES: dict[int, str] = {4: "refunded", 5: "cancelled", 6: "declined"}
 AVAILABILITIES = ("available", "disabled", "preorder")
 TRACKING_MODES = ("none", "product", "variant")
 
-STORE_HASH_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Concrete scopes only: wildcards and dots would break the NATS subject.
-SCOPE_PATTERN = re.compile(r"^store(/[A-Za-z0-9_]{1,64}){1,6}$")
-HASH_PATTERN = re.compile(r"^[A-Za-z0-9]{8,128}$")
-MAX_WEBHOOK_BYTES = 64 * 1024
-
 
 class StoreNotInstalled(DomainError):
     code = "not_found"
 
 
-# ---------------------------------------------------------------- secrets and subjects
-
-def webhook_secret(key: str, store_hash: str) -> str:
-    """The per-store hook secret: HMAC-SHA256(key, store_hash), hex.
-
-    Derived rather than stored so the gateway can check a delivery statelessly; rotating
-    the key means re-installing (or re-registering) the hooks with the new secret.
-    """
-    return hmac.new(key.encode(), store_hash.encode(), hashlib.sha256).hexdigest()
-
-
-def webhook_token_matches(key: str, store_hash: str, token: str | None) -> bool:
-    """Constant-time check of a delivery's X-Backorder-Hook-Token."""
-    expected = webhook_secret(key, store_hash)
-    return hmac.compare_digest(expected.encode(), (token or "").encode())
-
-
-def webhook_subject(store_hash: str, scope: str) -> str:
-    """bc.webhooks.<store_hash>.<scope with / as .>, e.g. bc.webhooks.abc.store.order.created."""
-    return f"bc.webhooks.{store_hash}.{scope.replace('/', '.')}"
-
+# ---------------------------------------------------------------- store hashes
 
 def store_hash_from_context(context: str) -> str:
     """'stores/<hash>' -> '<hash>' (the install callback's context, a JWT's sub)."""
@@ -82,50 +61,6 @@ def check_store_hash(store_hash: str) -> str:
 
 
 # ---------------------------------------------------------------- webhook payloads
-
-@dataclass(frozen=True)
-class Webhook:
-    """A validated BigCommerce webhook delivery."""
-
-    store_hash: str
-    scope: str
-    hash: str
-    created_at: int
-    data: Mapping[str, Any]
-
-    @property
-    def created(self) -> datetime:
-        return datetime.fromtimestamp(self.created_at, UTC)
-
-
-def parse_webhook(body: Any) -> Webhook:
-    """Validate a decoded delivery body; raises ValidationFailed naming the field."""
-    errors: list[dict[str, str]] = []
-    if not isinstance(body, dict):
-        raise ValidationFailed("webhook payload must be a JSON object", errors=[{"field": "body", "reason": "not an object"}])
-    scope = body.get("scope")
-    if not isinstance(scope, str) or not SCOPE_PATTERN.match(scope):
-        errors.append({"field": "scope", "reason": "must be a concrete scope like store/order/created"})
-    digest = body.get("hash")
-    if not isinstance(digest, str) or not HASH_PATTERN.match(digest):
-        errors.append({"field": "hash", "reason": "must be the payload hash"})
-    producer = body.get("producer")
-    store_hash = ""
-    if isinstance(producer, str) and producer.startswith("stores/") and STORE_HASH_PATTERN.match(producer[7:]):
-        store_hash = producer[7:]
-    else:
-        errors.append({"field": "producer", "reason": "must be stores/<store_hash>"})
-    created_at = body.get("created_at")
-    if isinstance(created_at, bool) or not isinstance(created_at, int) or created_at < 0:
-        errors.append({"field": "created_at", "reason": "must be unix seconds"})
-    data = body.get("data")
-    if not isinstance(data, dict):
-        errors.append({"field": "data", "reason": "must be an object"})
-    if errors:
-        raise ValidationFailed("invalid webhook payload", errors=errors)
-    assert isinstance(scope, str) and isinstance(digest, str) and isinstance(created_at, int) and isinstance(data, dict)
-    return Webhook(store_hash, scope, digest, created_at, data)
-
 
 def resource_id(hook: Webhook) -> int:
     """The id of the product/order the hook is about (PermanentError-worthy when absent)."""

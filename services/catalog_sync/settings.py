@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from services.common.bigcommerce_webhooks import DEV_WEBHOOK_SECRET_KEY
 from services.common.settings import Secret, ServiceSettings, env, peer_address
-
-DEV_WEBHOOK_SECRET_KEY = "dev-webhook-secret-key-change-me"
 
 
 @dataclass(frozen=True)

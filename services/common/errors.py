@@ -75,12 +75,36 @@ class DomainError(Exception):
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, details={self.details!r})"
 
 
+# The one shape of `details["errors"]`: a list of entries, each saying where and why.
+# - an input field (JSON body, query parameter, form field): {"field", "reason"}, with "item"
+#   (the index in a list of items) first when the field belongs to one, and any facts that
+#   help fix it ("allowed", "expected", …);
+# - a row of an uploaded file (CSV import): {"row", "column", "code", "message"}, rows
+#   numbered as a spreadsheet shows them (header = 1).
+# Build entries with `field_error` / `row_error`, never by hand.
+ErrorEntry = dict[str, Any]
+
+
+def field_error(field: str, reason: str, *, item: int | None = None, **facts: Any) -> ErrorEntry:
+    """An entry for a bad input field (`item`: its index in a list of items)."""
+    entry: ErrorEntry = {} if item is None else {"item": item}
+    entry["field"] = field
+    entry["reason"] = reason
+    entry.update(facts)
+    return entry
+
+
+def row_error(row: int, column: str, code: str, message: str) -> ErrorEntry:
+    """An entry for a bad row (or cell, when `column` is set) of an uploaded file."""
+    return {"row": row, "column": column, "code": code, "message": message}
+
+
 class ValidationFailed(DomainError):
-    """Bad input. details: {"errors": [{"field"|"row"|"item", "reason", ...}, ...]}."""
+    """Bad input. details: {"errors": [entries of the shape above], ...}."""
 
     code = "validation_failed"
 
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None, **details: Any) -> None:
+    def __init__(self, message: str, errors: list[ErrorEntry] | None = None, **details: Any) -> None:
         merged = dict(details)
         if errors is not None:
             merged["errors"] = errors
@@ -109,7 +133,8 @@ def error_metadata(error: DomainError) -> tuple[tuple[str, bytes], ...]:
 
 def error_from_rpc(exc: grpc.RpcError) -> DomainError:
     """Rebuild the DomainError a peer raised (or a generic one from the bare status)."""
-    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    # Stubs type it as objects with .key/.value; grpc.aio hands (key, value) pairs.
+    trailing: Any = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
     for key, value in trailing or ():
         if key == ERROR_METADATA_KEY:
             body = json.loads(value)
@@ -119,7 +144,7 @@ def error_from_rpc(exc: grpc.RpcError) -> DomainError:
             return error
     status = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     code = CODE_BY_GRPC_STATUS.get(status, "internal")
-    message = exc.details() if hasattr(exc, "details") and exc.details() else str(status)
+    message = (exc.details() if hasattr(exc, "details") else None) or str(status)
     if code in {"unavailable", "internal"}:
         message = "a backend service is unavailable" if code == "unavailable" else "internal error"
     return DomainError(message, code=code)

@@ -1,8 +1,19 @@
 """The gateway: BigCommerce callbacks and webhooks, the admin UI and API, the storefront API.
 
 Route modules under routes/ each expose `routes` and optionally `async startup(app)` /
-`async shutdown(app)`. State on `app.state`: settings, backends (gRPC stubs), bus
-(connected EventBus), templates.
+`async shutdown(app)`. State on `app.state`: settings (GatewaySettings, read once), backends
+(gRPC stubs), bus (connected EventBus), removed_users and token_cache (auth.py), templates.
+
+Where things are:
+- routes/: health, bigcommerce (install/uninstall), webhooks, storefront (public API),
+  one module per admin API resource (products, backorder_products, imports, sync,
+  store_settings, reports, billing, tokens), admin_ui (pages);
+- admin/: what the admin API and UI share (http plumbing, inputs, mapping, queries,
+  import_jobs);
+- storefront_cache.py, storefront_json.py, rate_limit.py: the storefront API's cache, bytes
+  and per-store limit;
+- auth.py (sessions, CSRF, API tokens, signed payloads), errors.py (the code -> HTTP
+  table), request_log.py (one JSON line per request), csv_format.py (the import/export CSV).
 """
 
 from __future__ import annotations
@@ -15,18 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from services.common.bus import EventBus
+from services.gateway.auth import RemovedUsers, TokenCache, grpc_token_verifier
 from services.gateway.backends import Backends
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.request_log import RequestLogMiddleware
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-ROUTE_MODULES = ("health", "bigcommerce", "webhooks", "storefront", "admin_api", "admin_ui")
+# The admin API is one module per resource (/api/v1/…); admin_ui renders the pages.
+ROUTE_MODULES = ("health", "bigcommerce", "webhooks", "storefront", "products", "backorder_products", "imports",
+                 "sync", "store_settings", "reports", "billing", "tokens", "admin_ui")
 
 
 def _route_modules() -> list[Any]:
@@ -71,6 +87,10 @@ def create_app(settings: GatewaySettings | None = None, *, backends: Backends | 
             if backends is None:
                 await app.state.backends.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
+                    middleware=[Middleware(RequestLogMiddleware)])
     app.state.settings = settings
+    # Who may call the admin: sessions of removed users, and API tokens (verified by inventory, cached).
+    app.state.removed_users = RemovedUsers()
+    app.state.token_cache = TokenCache(grpc_token_verifier(lambda: app.state.backends.tokens))
     return app

@@ -35,7 +35,10 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.common.bigcommerce import SignedPayload, SignedPayloadError, verify_signed_payload_jwt
 from services.common.errors import DomainError, Forbidden, Unauthenticated
+from services.gateway.request_log import note_store
+from services.gateway.settings import GatewaySettings
 
 SESSION_COOKIE = "backorder_session"
 CSRF_COOKIE = "backorder_csrf"
@@ -220,8 +223,9 @@ def session_principal(request: Request) -> Principal | None:
     payload = unsign(value, secret_text(_state(request).settings.session_secret))
     principal = principal_from_session(payload) if payload else None
     removed: RemovedUsers | None = getattr(_state(request), "removed_users", None)
-    if principal is not None and removed is not None and removed.revoked(principal):
+    if principal is None or (removed is not None and removed.revoked(principal)):
         return None
+    note_store(request.scope, principal.store_hash)
     return principal
 
 
@@ -235,6 +239,7 @@ async def authenticate(request: Request) -> Principal:
         found = await _state(request).token_cache.lookup(token.strip())
         if found is None:
             raise Unauthenticated("the API token is unknown or revoked")
+        note_store(request.scope, found[0])
         return Principal(store_hash=found[0], kind="token", token_id=found[1])
     principal = session_principal(request)
     if principal is None:
@@ -256,6 +261,15 @@ def check_csrf(request: Request, principal: Principal, form_value: str | None = 
 def require_session(principal: Principal) -> None:
     if principal.kind != "session":
         raise Forbidden("this action needs the merchant's session (open the app in BigCommerce)")
+
+
+def verify_signed_payload(token: str, settings: GatewaySettings, *, leeway_s: int) -> SignedPayload:
+    """BigCommerce's signed_payload_jwt (HS256 with the app's client secret, aud = client id,
+    exp, sub = stores/<hash>); raises SignedPayloadError when it is missing or not valid."""
+    if not token:
+        raise SignedPayloadError("signed_payload_jwt is missing")
+    return verify_signed_payload_jwt(token, client_id=settings.bc_client_id,
+                                     client_secret=secret_text(settings.bc_client_secret), leeway=leeway_s)
 
 
 def secret_text(secret: Any) -> str:

@@ -22,6 +22,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from services.common.errors import DomainError, ErrorEntry, row_error
+from services.common.text import neutralise_csv_cell
+
 COLUMNS = ("product_id", "current_stock", "backorder_threshold", "incoming_stock", "back_in_stock_date")
 INFORMATIONAL_COLUMNS = ("name", "sku")
 HUMAN_HEADERS = {
@@ -47,19 +50,15 @@ MAX_IMPORT_ROWS = 200_000  # inventory's ImportProducts limit
 MAX_REPORTED_ERRORS = 1_000
 MAX_INT = 1_000_000_000  # inventory's MAX_QUANTITY
 
-_WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-class CsvFileError(Exception):
+class CsvFileError(DomainError):
     """The file as a whole cannot be read (encoding, delimiter, header, size, empty)."""
 
     def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+        super().__init__(message, code=code, details=details)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ class RowError:
     code: str
     message: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "code": self.code, "message": self.message}
+    def to_dict(self) -> ErrorEntry:
+        return row_error(self.row, self.column, self.code, self.message)
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def normalise_header(raw: Iterable[str]) -> tuple[list[str | None], list[RowErro
 
 def _whole(value: str, column: str, row: int, *, minimum: int | None) -> tuple[int | None, RowError | None]:
     text = value.strip()
-    if not _WHOLE_NUMBER.fullmatch(text):
+    if not WHOLE_NUMBER.fullmatch(text):
         return None, RowError(row, column, "not_a_whole_number", f"{column} must be a whole number, got {text!r}")
     number = int(text)
     if abs(number) > MAX_INT:
@@ -336,22 +335,9 @@ def parse_import_bytes(data: bytes, **kwargs: Any) -> ParsedImport:
 
 # ---------------------------------------------------------------- export
 
-def safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run: text starting with = + - @ (or tab/CR) gets a leading '.
-
-    Plain integers (e.g. a negative stock after backorders) stay numbers.
-    """
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(_FORMULA_PREFIXES) and not _WHOLE_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
 def csv_line(cells: Iterable[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([safe_cell(c) for c in cells])
+    csv.writer(buffer, lineterminator="\r\n").writerow([neutralise_csv_cell(c) for c in cells])
     return buffer.getvalue()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.catalog_sync.settings import DEV_WEBHOOK_SECRET_KEY
+from services.common.bigcommerce_webhooks import DEV_WEBHOOK_SECRET_KEY
 from services.common.settings import DEFAULT_NATS_URL, Secret, env, peer_address
 
 PEERS = ("inventory", "catalog_sync", "storefront", "billing")
@@ -28,11 +28,18 @@ class GatewaySettings:
     storefront_cors_origins: tuple[str, ...]
     # Derives each store's X-Backorder-Hook-Token (the same key catalog_sync registers hooks with).
     webhook_secret_key: Secret
+    # The storefront API's response cache (storefront_cache.py) and per-store token bucket (rate_limit.py).
+    storefront_cache_ttl_s: float
+    storefront_cache_max_entries: int
+    storefront_rate_limit: float  # requests/s per store and gateway process; 0 = off
+    storefront_rate_burst: float
+    storefront_max_age_s: int  # browser caching of storefront answers (0 = always revalidate)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
         port = env("BACKORDER_GATEWAY_PORT", 8000, int, environ=environ)
         host = env("BACKORDER_GATEWAY_HOST", "127.0.0.1", environ=environ)
+        rate = env("BACKORDER_STOREFRONT_RATE_LIMIT", 200.0, float, environ=environ)
         return cls(
             host=host,
             port=port,
@@ -50,4 +57,9 @@ class GatewaySettings:
             ),
             webhook_secret_key=env("BACKORDER_WEBHOOK_SECRET_KEY", Secret(DEV_WEBHOOK_SECRET_KEY), Secret,
                                    environ=environ),
+            storefront_cache_ttl_s=env("BACKORDER_STOREFRONT_CACHE_TTL_S", 30.0, float, environ=environ),
+            storefront_cache_max_entries=env("BACKORDER_STOREFRONT_CACHE_MAX_ENTRIES", 100_000, int, environ=environ),
+            storefront_rate_limit=rate,
+            storefront_rate_burst=env("BACKORDER_STOREFRONT_RATE_BURST", rate * 2, float, environ=environ),
+            storefront_max_age_s=env("BACKORDER_STOREFRONT_MAX_AGE_S", 0, int, environ=environ),
         )

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,14 @@ import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from services.common.bigcommerce import SignedPayloadError, verify_signed_payload_jwt
+from services.common.bigcommerce import SignedPayload, SignedPayloadError
 from services.common.errors import DomainError, error_from_rpc
 from services.gateway import csv_format
+from services.gateway.admin import queries
+from services.gateway.admin.http import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Handler, pagination
+from services.gateway.admin.mapping import SETTINGS_TEXT_FIELDS
 from services.gateway.auth import (
     Principal,
     RemovedUsers,
@@ -33,8 +36,9 @@ from services.gateway.auth import (
     session_principal,
     set_session_cookies,
     sign,
+    verify_signed_payload,
 )
-from services.gateway.routes import admin_api
+from services.gateway.request_log import note_store
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ async def page_context(request: Request, principal: Principal, section: str, pag
             "notices": notices, "usage": usage}
 
 
-def page(handler: Any) -> Any:
+def session_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Session-only pages: without a valid session, a sign-in hint (401), never data."""
 
     async def endpoint(request: Request) -> Response:
@@ -110,7 +114,7 @@ def page(handler: Any) -> Any:
                                "in the control panel to sign in again.", 401)
         # The header's usage pill is fetched while the page loads its own data.
         request.state.usage = asyncio.ensure_future(
-            attempt([], "usage", admin_api.query_usage(request, principal.store_hash), None))
+            attempt([], "usage", queries.query_usage(request, principal.store_hash), None))
         try:
             return await handler(request, principal)
         finally:
@@ -121,15 +125,31 @@ def page(handler: Any) -> Any:
     return endpoint
 
 
+class Pages:
+    """The admin's pages, each declared on its handler (`@page("/admin/products")`)."""
+
+    def __init__(self) -> None:
+        self.routes: list[BaseRoute] = []
+
+    def __call__(self, path: str) -> Callable[[Handler], Handler]:
+        def declare(handler: Handler) -> Handler:
+            self.routes.append(Route(path, session_page(handler), methods=["GET"]))
+            return handler
+
+        return declare
+
+
+page = Pages()
+
+
 # ---------------------------------------------------------------- BigCommerce callbacks
 
-def _verify(request: Request) -> Any:
-    settings = request.app.state.settings
-    token = request.query_params.get("signed_payload_jwt", "")
-    if not token:
-        raise SignedPayloadError("signed_payload_jwt is missing")
-    return verify_signed_payload_jwt(token, client_id=settings.bc_client_id,
-                                     client_secret=secret_text(settings.bc_client_secret), leeway=30)
+JWT_LEEWAY_S = 30
+
+
+def _verify(request: Request) -> SignedPayload:
+    return verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings,
+                                 leeway_s=JWT_LEEWAY_S)
 
 
 async def bc_load(request: Request) -> Response:
@@ -140,6 +160,7 @@ async def bc_load(request: Request) -> Response:
         log.info("refused /bc/load: %s", exc)
         return signin_page(request, "This link could not be verified",
                            f"{exc}. Open BackOrder again from your BigCommerce control panel.", 401)
+    note_store(request.scope, payload.store_hash)
     user = payload.user or {}
     session = new_session(payload.store_hash, str(user.get("id", "")), str(user.get("email", "")))
     response = RedirectResponse("/admin/products", status_code=303)
@@ -166,7 +187,7 @@ async def admin_home(request: Request) -> Response:
 
 
 async def _counts(request: Request, principal: Principal) -> dict[str, Any]:
-    assigned = await attempt([], "count", admin_api.query_assigned(request, principal.store_hash, {"limit": "1"}),
+    assigned = await attempt([], "count", queries.query_assigned(request, principal.store_hash, {"limit": "1"}),
                              None)
     return {"all": None, "assigned": assigned["meta"]["pagination"]["total"] if assigned else None}
 
@@ -178,15 +199,15 @@ def with_page_size(params: Any) -> dict[str, str]:
     return {"limit": str(UI_PAGE_SIZE), **dict(params)}
 
 
-EMPTY_LIST = {"data": [], "meta": {"pagination": admin_api.pagination(0, 0, 1, admin_api.DEFAULT_PAGE_SIZE)}}
+EMPTY_LIST = {"data": [], "meta": {"pagination": pagination(0, 0, 1, DEFAULT_PAGE_SIZE)}}
 
 
-@page
+@page("/admin/products")
 async def products_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
     result, counts = await asyncio.gather(
-        attempt(notices, "Products", admin_api.query_catalog(request, principal.store_hash, with_page_size(params)),
+        attempt(notices, "Products", queries.query_catalog(request, principal.store_hash, with_page_size(params)),
                 EMPTY_LIST),
         _counts(request, principal))
     counts["all"] = result["meta"]["pagination"]["total"] if not any(
@@ -198,12 +219,12 @@ async def products_page(request: Request, principal: Principal) -> Response:
         "base_query": query_string(params, PAGE_QUERY_KEYS["products"])})
 
 
-@page
+@page("/admin/backorder-products")
 async def assigned_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
     result = await attempt(notices, "Assigned products",
-                           admin_api.query_assigned(request, principal.store_hash, with_page_size(params)),
+                           queries.query_assigned(request, principal.store_hash, with_page_size(params)),
                            EMPTY_LIST)
     counts = {"all": None, "assigned": result["meta"]["pagination"]["total"]
               if not params.get("q") and not params.get("status") else None}
@@ -220,14 +241,14 @@ def _ids(request: Request) -> list[int]:
     for raw in request.query_params.get("ids", "").split(","):
         if raw.strip().isdigit() and int(raw) > 0:
             ids.append(int(raw))
-    return list(dict.fromkeys(ids))[:admin_api.MAX_PAGE_SIZE]
+    return list(dict.fromkeys(ids))[:MAX_PAGE_SIZE]
 
 
-@page
+@page("/admin/bulk-assign")
 async def bulk_assign_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     ids = _ids(request)
-    found = await attempt(notices, "Products", admin_api.query_catalog_by_ids(request, principal.store_hash, ids),
+    found = await attempt(notices, "Products", queries.query_catalog_by_ids(request, principal.store_hash, ids),
                           ([], ids))
     products, missing = found
     items = [{"product_id": p.product_id, "name": p.name, "sku": p.sku, "stock": p.current_stock,
@@ -239,12 +260,12 @@ async def bulk_assign_page(request: Request, principal: Principal) -> Response:
         "mode": "assign", "items": items, "missing": skipped, "back_url": "/admin/products"})
 
 
-@page
+@page("/admin/bulk-edit")
 async def bulk_edit_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     ids = _ids(request)
     items = await attempt(notices, "Assigned products",
-                          admin_api.query_assigned_by_ids(request, principal.store_hash, ids), [])
+                          queries.query_assigned_by_ids(request, principal.store_hash, ids), [])
     found = {i["product_id"] for i in items}
     return render(request, "admin/bulk.html", {
         **await page_context(request, principal, "products", "bulk-edit", notices),
@@ -252,7 +273,7 @@ async def bulk_edit_page(request: Request, principal: Principal) -> Response:
         "back_url": "/admin/backorder-products"})
 
 
-@page
+@page("/admin/imports")
 async def imports_page(request: Request, principal: Principal) -> Response:
     mode = "update" if request.query_params.get("mode") == "update" else "assign"
     return render(request, "admin/imports.html", {
@@ -260,29 +281,29 @@ async def imports_page(request: Request, principal: Principal) -> Response:
         "max_mb": csv_format.MAX_IMPORT_BYTES // (1024 * 1024), "max_rows": csv_format.MAX_IMPORT_ROWS})
 
 
-@page
+@page("/admin/settings")
 async def settings_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     settings, themes, inventory_settings = await asyncio.gather(
-        attempt(notices, "Storefront settings", admin_api.query_settings(request, principal.store_hash), None),
-        attempt(notices, "Themes", admin_api.query_themes(request), []),
-        attempt(notices, "Inventory settings", admin_api.query_inventory_settings(request, principal.store_hash),
+        attempt(notices, "Storefront settings", queries.query_settings(request, principal.store_hash), None),
+        attempt(notices, "Themes", queries.query_themes(request), []),
+        attempt(notices, "Inventory settings", queries.query_inventory_settings(request, principal.store_hash),
                 {"low_stock_level": 0, "return_stock_on_cancel": True, "keep_assigned_when_tracking_enabled": True,
                  "timezone": ""}))
     if settings is None:
-        settings = {name: "" for name in admin_api.SETTINGS_TEXT_FIELDS} | {
+        settings = {name: "" for name in SETTINGS_TEXT_FIELDS} | {
             "custom_theme": False, "low_stock_level": 0, "allowed_origins": []}
     return render(request, "admin/settings.html", {
         **await page_context(request, principal, "settings", "settings", notices),
         "settings": settings, "themes": themes, "inventory_settings": inventory_settings})
 
 
-@page
+@page("/admin/report")
 async def report_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     params = request.query_params
     result = await attempt(notices, "The report",
-                           admin_api.query_report(request, principal.store_hash, with_page_size(params)), EMPTY_LIST)
+                           queries.query_report(request, principal.store_hash, with_page_size(params)), EMPTY_LIST)
     keys = tuple(k for k in PAGE_QUERY_KEYS["report"] if k != "limit")
     return render(request, "admin/report.html", {
         **await page_context(request, principal, "report", "report", notices), "result": result,
@@ -291,12 +312,12 @@ async def report_page(request: Request, principal: Principal) -> Response:
         "base_query": query_string(params, PAGE_QUERY_KEYS["report"])})
 
 
-@page
+@page("/admin/plans")
 async def plans_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
     plans, subscription = await asyncio.gather(
-        attempt(notices, "Plans", admin_api.query_plans(request), []),
-        attempt(notices, "Your subscription", admin_api.query_subscription(request, principal.store_hash), None))
+        attempt(notices, "Plans", queries.query_plans(request), []),
+        attempt(notices, "Your subscription", queries.query_subscription(request, principal.store_hash), None))
     context = await page_context(request, principal, "plans", "plans", notices)
     if subscription is None:
         subscription = {"plan": {"code": "", "name": "Unknown", "price": {"amount_cents": 0}}, "history": [],
@@ -307,32 +328,22 @@ async def plans_page(request: Request, principal: Principal) -> Response:
         "plan_names": {p["code"]: p["name"] for p in plans}})
 
 
-@page
+@page("/admin/tokens")
 async def tokens_page(request: Request, principal: Principal) -> Response:
     notices: list[dict[str, str]] = []
-    tokens = await attempt(notices, "API tokens", admin_api.query_tokens(request, principal.store_hash), [])
+    tokens = await attempt(notices, "API tokens", queries.query_tokens(request, principal.store_hash), [])
     return render(request, "admin/tokens.html", {
         **await page_context(request, principal, "tokens", "tokens", notices), "tokens": tokens})
 
 
 async def startup(app: Any) -> None:
     app.state.admin_templates = build_templates()
-    if getattr(app.state, "removed_users", None) is None:
-        app.state.removed_users = RemovedUsers()
 
 
-routes = [
+routes: list[BaseRoute] = [
     Route("/bc/load", bc_load, methods=["GET"]),
     Route("/bc/remove_user", bc_remove_user, methods=["GET"]),
     Route("/admin", admin_home, methods=["GET"]),
     Route("/admin/", admin_home, methods=["GET"]),
-    Route("/admin/products", products_page, methods=["GET"]),
-    Route("/admin/backorder-products", assigned_page, methods=["GET"]),
-    Route("/admin/bulk-assign", bulk_assign_page, methods=["GET"]),
-    Route("/admin/bulk-edit", bulk_edit_page, methods=["GET"]),
-    Route("/admin/imports", imports_page, methods=["GET"]),
-    Route("/admin/settings", settings_page, methods=["GET"]),
-    Route("/admin/report", report_page, methods=["GET"]),
-    Route("/admin/plans", plans_page, methods=["GET"]),
-    Route("/admin/tokens", tokens_page, methods=["GET"]),
+    *page.routes,
 ]

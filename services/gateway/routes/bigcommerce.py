@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from services.common.bigcommerce import SignedPayload, SignedPayloadError, verify_signed_payload_jwt
+from services.common.bigcommerce import SignedPayload, SignedPayloadError
 from services.common.errors import Unauthenticated, ValidationFailed
+from services.gateway.auth import verify_signed_payload
+from services.gateway.request_log import note_store
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -23,14 +25,12 @@ INSTALL_DEADLINE_S = 60.0
 JWT_LEEWAY_S = 10
 
 
-def verify_signed_payload(token: str, settings: GatewaySettings) -> SignedPayload:
-    """BigCommerce's signed_payload_jwt (HS256 with the client secret, aud = client id, exp,
-    sub = stores/<hash>); anything else is Unauthenticated (401)."""
+def verified_payload(token: str, settings: GatewaySettings) -> SignedPayload:
+    """The callback's signed payload; a missing or invalid one is Unauthenticated (401)."""
     if not token:
         raise Unauthenticated("signed_payload_jwt is required")
     try:
-        return verify_signed_payload_jwt(token, client_id=settings.bc_client_id,
-                                         client_secret=settings.bc_client_secret.reveal(), leeway=JWT_LEEWAY_S)
+        return verify_signed_payload(token, settings, leeway_s=JWT_LEEWAY_S)
     except SignedPayloadError as exc:
         raise Unauthenticated("invalid or expired signed_payload_jwt", details={"reason": str(exc)}) from exc
 
@@ -53,14 +53,16 @@ async def auth_callback(request: Request) -> Response:
     reply = await request.app.state.backends.catalog.Install(catalog_pb2.InstallRequest(
         code=params["code"], scope=params["scope"], context=params["context"],
         account_uuid=params.get("account_uuid", "")), timeout=INSTALL_DEADLINE_S)
+    note_store(request.scope, reply.store.store_hash)
     return HTMLResponse(INSTALLED_PAGE.format(store=html.escape(reply.store.store_hash),
                                               hooks=reply.webhooks_registered))
 
 
 async def uninstall_callback(request: Request) -> Response:
     """GET /bc/uninstall?signed_payload_jwt: stop processing the store and drop its token."""
-    payload = verify_signed_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings)
+    payload = verified_payload(request.query_params.get("signed_payload_jwt", ""), request.app.state.settings)
     store_hash = payload.store_hash
+    note_store(request.scope, store_hash)
     try:
         await request.app.state.backends.catalog.Uninstall(catalog_pb2.UninstallRequest(store_hash=store_hash))
     except grpc.RpcError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import grpc
 from backorder.catalog.v1 import catalog_pb2
@@ -23,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.catalog_sync import domain
+from services.common import bigcommerce_webhooks as hooks
 from services.common.bus import MSG_ID_HEADER
 from services.common.errors import ValidationFailed
 from services.gateway.errors import error_response
+from services.gateway.request_log import note_store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class InstalledStores:
         return installed
 
 
-async def startup(app) -> None:  # type: ignore[no-untyped-def]
+async def startup(app: Any) -> None:
     app.state.webhook_secret_key = app.state.settings.webhook_secret_key.reveal()
     app.state.installed_stores = InstalledStores()
     app.state.forget_webhook_store = app.state.installed_stores.forget
@@ -64,21 +66,22 @@ async def startup(app) -> None:  # type: ignore[no-untyped-def]
 
 async def receive_webhook(request: Request) -> Response:
     body = await request.body()
-    if len(body) > domain.MAX_WEBHOOK_BYTES:
+    if len(body) > hooks.MAX_WEBHOOK_BYTES:
         WEBHOOKS.labels("too_large").inc()
         return error_response("payload_too_large", "webhook payload too large", status=413)
     try:
-        hook = domain.parse_webhook(json.loads(body))
+        hook = hooks.parse_webhook(json.loads(body))
     except ValueError:
         WEBHOOKS.labels("bad_payload").inc()
         return error_response("bad_request", "webhook payload is not JSON", status=400)
     except ValidationFailed as exc:
         WEBHOOKS.labels("bad_payload").inc()
         return error_response("bad_request", exc.message, exc.details, status=400)
-    token = request.headers.get(domain.HOOK_TOKEN_HEADER, "")
-    if not domain.webhook_token_matches(request.app.state.webhook_secret_key, hook.store_hash, token):
+    token = request.headers.get(hooks.HOOK_TOKEN_HEADER, "")
+    if not hooks.webhook_token_matches(request.app.state.webhook_secret_key, hook.store_hash, token):
         WEBHOOKS.labels("bad_token").inc()
         return error_response("unauthenticated", "missing or wrong webhook token", status=401)
+    note_store(request.scope, hook.store_hash)
     try:
         installed = await request.app.state.installed_stores.installed(request, hook.store_hash, token)
     except grpc.RpcError:
@@ -90,7 +93,7 @@ async def receive_webhook(request: Request) -> Response:
                               status=404)
     bus = request.app.state.bus
     try:
-        await bus.js.publish(domain.webhook_subject(hook.store_hash, hook.scope), body,
+        await bus.js.publish(hooks.webhook_subject(hook.store_hash, hook.scope), body,
                              headers={MSG_ID_HEADER: hook.hash},
                              timeout=request.app.state.settings.publish_timeout_s)
     except Exception as exc:  # noqa: BLE001 - any publish failure means "not durably accepted"

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.bus import EventBus
 from services.common.errors import NotFound
-from services.gateway.routes.admin_api import ImportJob, ImportJobs
+from services.gateway.admin.import_jobs import ImportJob, ImportJobs
 from tests.plugins.services import wait_until
 
 pytestmark = pytest.mark.services

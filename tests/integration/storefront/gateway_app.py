@@ -13,8 +13,8 @@ from services.common.bus import EventBus
 from services.common.grpc_server import DeadlineStub, insecure_channel
 from services.gateway.app import create_app
 from services.gateway.backends import Backends
-from services.gateway.routes.storefront import StorefrontConfig, StorefrontState
 from services.gateway.settings import GatewaySettings
+from services.gateway.storefront_cache import StorefrontConfig, StorefrontState
 
 
 class CountingStub:

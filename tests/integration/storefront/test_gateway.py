@@ -12,7 +12,7 @@ from backorder.storefront.v1 import storefront_pb2_grpc
 
 from services.common.bus import EventBus, build_envelope
 from services.common.grpc_server import DeadlineStub, insecure_channel
-from services.gateway.routes.storefront import StorefrontConfig
+from services.gateway.storefront_cache import StorefrontConfig
 from services.storefront.server import setup
 from tests.integration.storefront.gateway_app import gateway_client
 from tests.integration.storefront.helpers import new_store, publish_inventory, wait_until

@@ -7,6 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.errors import ValidationFailed
+from services.gateway.admin.http import pagination
+from services.gateway.admin.import_jobs import parse_overwrite
+from services.gateway.admin.inputs import (
+    parse_items,
+    parse_product_fields,
+    parse_product_ids,
+    settings_update,
+)
+from services.gateway.admin.mapping import update_item
 from services.gateway.auth import (
     Principal,
     RemovedUsers,
@@ -16,15 +25,6 @@ from services.gateway.auth import (
     principal_from_session,
     sign,
     unsign,
-)
-from services.gateway.routes.admin_api import (
-    pagination,
-    parse_items,
-    parse_overwrite,
-    parse_product_fields,
-    parse_product_ids,
-    settings_update,
-    update_item,
 )
 
 SECRET = "unit-secret"
@@ -171,7 +171,7 @@ def test_pagination_shape(total, limit, page):
 
 
 def test_a_preview_s_catalog_serves_one_apply_of_the_same_rows(monkeypatch):
-    from services.gateway.routes import admin_api
+    from services.gateway.admin import import_jobs as admin_api
 
     clock = [100.0]
     monkeypatch.setattr(admin_api.time, "monotonic", lambda: clock[0])

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.common.text import neutralise_csv_cell as safe_cell
 from services.gateway import csv_format
 from services.gateway.csv_format import (
     CsvFileError,
     parse_import,
     parse_import_bytes,
-    safe_cell,
     validate_row,
 )
 

@@ -10,13 +10,9 @@ from backorder.events.v1 import storefront_events_pb2
 
 from services.common.bus import build_envelope
 from services.common.errors import DomainError
-from services.gateway.routes.storefront import (
-    StoreEntry,
-    StorefrontConfig,
-    StorefrontState,
-    _parse_cart,
-    json_bytes,
-)
+from services.gateway.routes.storefront import _parse_cart
+from services.gateway.storefront_cache import StoreEntry, StorefrontConfig, StorefrontState
+from services.gateway.storefront_json import json_bytes
 
 
 def make_state(**overrides) -> StorefrontState:
