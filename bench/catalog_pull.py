@@ -2,7 +2,7 @@
 
 Starts `python -m sandbox.bigcommerce` in a subprocess on a free port with a fresh SQLite file,
 generates the products with a sandbox control, then pulls them all with
-`BigCommerceClient.iter_products` twice:
+`TypedClient.iter_products` (tests/plugins/bigcommerce_typed.py) twice:
   1. with the store's quota lifted (no rate limit) -> products/s;
   2. with BigCommerce's default quota, 150 requests per 30 s -> time against the quota's bound,
      i.e. (ceil(requests / 150) - 1) windows of 30 s.
@@ -27,7 +27,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.common.bigcommerce import BigCommerceClient, close_shared_http_client  # noqa: E402
+from services.common.bigcommerce import close_shared_http_client  # noqa: E402
+from tests.plugins.bigcommerce_typed import TypedClient  # noqa: E402
 
 STORE = "bench01"
 TOKEN = "bench-token"
@@ -58,7 +59,7 @@ def start_sandbox(directory: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def pull(base: str, concurrency: int) -> tuple[int, float]:
-    client = BigCommerceClient(STORE, TOKEN, api_base_url=base)
+    client = TypedClient(STORE, TOKEN, api_base_url=base)
     started = time.perf_counter()
     count = 0
     async for _ in client.iter_products(limit=250, concurrency=concurrency):

@@ -89,8 +89,10 @@ class StoreApi:
             raise _translate(exc) from exc
 
     @staticmethod
-    def _data(body: Any) -> Any:
-        return body.get("data") if isinstance(body, dict) and "data" in body else body
+    def _data(body: Any) -> dict[str, Any] | None:
+        """The object of a v3 answer ({"data": {...}}); None for no object (a 404 read as None)."""
+        data = body.get("data") if isinstance(body, dict) and "data" in body else body
+        return data if isinstance(data, dict) else None
 
     async def store_info(self) -> dict[str, Any]:
         return await self._call("GET", "/v2/store") or {}
@@ -123,7 +125,8 @@ class StoreApi:
         return self._data(await self._call("PUT", path, json=body)) or {}
 
     async def get_order(self, order_id: int) -> dict[str, Any] | None:
-        return await self._call_or_none("GET", f"/v2/orders/{order_id}")
+        order = await self._call_or_none("GET", f"/v2/orders/{order_id}")
+        return order if isinstance(order, dict) else None
 
     async def orders_between(self, min_id: int, max_id: int) -> list[dict[str, Any]]:
         """The orders with min_id ≤ id ≤ max_id that the orders list returns (every page)."""

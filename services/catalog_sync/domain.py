@@ -1,10 +1,10 @@
-"""Pure rules of catalog_sync: webhook secrets and payloads, staleness guards, write-back
-fields, order lines and the default order note. No I/O here.
+"""Pure rules of catalog_sync: webhook payloads' contents, staleness guards, write-back
+fields, order lines and the default order note. No I/O here. BigCommerce's webhook contract
+(secrets, parsing, subjects) is services.common.bigcommerce_webhooks, re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +18,9 @@ from services.common.bigcommerce_webhooks import parse_webhook as parse_webhook
 from services.common.bigcommerce_webhooks import webhook_secret as webhook_secret
 from services.common.bigcommerce_webhooks import webhook_subject as webhook_subject
 from services.common.bigcommerce_webhooks import webhook_token_matches as webhook_token_matches
+from services.common.clock import as_utc
 from services.common.errors import DomainError, ValidationFailed
+from services.common.stores import is_store_hash
 
 # Hooks the app registers at install (scope -> why).
 WEBHOOK_SCOPES: tuple[str, ...] = (
@@ -35,8 +37,6 @@ RETURNING_STATUSES: dict[int, str] = {4: "refunded", 5: "cancelled", 6: "decline
 AVAILABILITIES = ("available", "disabled", "preorder")
 TRACKING_MODES = ("none", "product", "variant")
 
-STORE_HASH_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
 
 class StoreNotInstalled(DomainError):
     code = "not_found"
@@ -47,16 +47,17 @@ class StoreNotInstalled(DomainError):
 def store_hash_from_context(context: str) -> str:
     """'stores/<hash>' -> '<hash>' (the install callback's context, a JWT's sub)."""
     prefix, _, store_hash = (context or "").partition("/")
-    if prefix != "stores" or not STORE_HASH_PATTERN.match(store_hash):
+    if prefix != "stores" or not is_store_hash(store_hash):
         raise ValidationFailed("context must be stores/<store_hash>",
                                errors=[{"field": "context", "reason": "must be stores/<store_hash>"}])
     return store_hash
 
 
 def check_store_hash(store_hash: str) -> str:
-    if not STORE_HASH_PATTERN.match(store_hash or ""):
-        raise ValidationFailed("invalid store hash", errors=[{"field": "store_hash", "reason": "malformed"}])
-    return store_hash
+    """The store hash as given, when it is one (services.common.stores); else ValidationFailed."""
+    if is_store_hash(store_hash):
+        return store_hash
+    raise ValidationFailed("invalid store hash", errors=[{"field": "store_hash", "reason": "malformed"}])
 
 
 # ---------------------------------------------------------------- webhook payloads
@@ -150,16 +151,10 @@ def category_list(text: str | None) -> list[int]:
 
 # ---------------------------------------------------------------- staleness guards
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def is_newer_event(occurred_at: datetime, last_applied: datetime | None) -> bool:
     """Inventory events for one product are applied in occurrence order; older ones are stale."""
     last = as_utc(last_applied)
-    return last is None or as_utc(occurred_at) >= last  # type: ignore[operator]
+    return last is None or as_utc(occurred_at) >= last
 
 
 def tracking_switched_on(*, assigned: bool, tracking_off_at: datetime | None, assigned_at: datetime | None,
@@ -296,7 +291,6 @@ def plan_writeback(event_type: str, occurred_at: datetime, state: MirrorState, *
     never undoes a newer one.
     """
     occurred = as_utc(occurred_at)
-    assert occurred is not None
     fresh_availability = is_newer_event(occurred, state.availability_event_at)
     if event_type in ("product.assigned", "product.unassigned"):
         if not is_newer_event(occurred, state.assignment_event_at):

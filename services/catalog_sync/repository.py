@@ -12,7 +12,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog_sync.tables import products, stores, webhook_registrations
-from services.common.bus import now_utc
+from services.common.clock import utcnow
+from services.common.text import LIKE_ESCAPE, like_contains
 
 MIRROR_COLUMNS = ("name", "sku", "is_visible", "availability", "inventory_level", "inventory_tracking",
                   "category_ids", "brand_id", "date_modified")
@@ -37,7 +38,7 @@ async def upsert_store(conn: AsyncConnection, dialect: str, values: dict[str, An
     if dialect == "postgresql":
         query = query.with_for_update()
     existing = (await conn.execute(query)).first()
-    now = now_utc()
+    now = utcnow()
     if existing is None:
         await conn.execute(stores.insert().values(**values, installed=True, installed_at=now, updated_at=now))
         return True
@@ -49,13 +50,13 @@ async def upsert_store(conn: AsyncConnection, dialect: str, values: dict[str, An
 
 
 async def update_store(conn: AsyncConnection, store_hash: str, **values: Any) -> None:
-    await conn.execute(update(stores).where(stores.c.store_hash == store_hash).values(**values, updated_at=now_utc()))
+    await conn.execute(update(stores).where(stores.c.store_hash == store_hash).values(**values, updated_at=utcnow()))
 
 
 async def mark_uninstalled(conn: AsyncConnection, store_hash: str) -> bool:
     result = await conn.execute(
         update(stores).where(stores.c.store_hash == store_hash)
-        .values(installed=False, access_token=None, uninstalled_at=now_utc(), updated_at=now_utc())
+        .values(installed=False, access_token=None, uninstalled_at=utcnow(), updated_at=utcnow())
     )
     return result.rowcount > 0
 
@@ -76,7 +77,7 @@ async def purge_store(conn: AsyncConnection, store_hash: str) -> None:
 
 async def save_registrations(conn: AsyncConnection, dialect: str, store_hash: str,
                              hooks: Iterable[tuple[str, int]]) -> None:
-    now = now_utc()
+    now = utcnow()
     for scope, hook_id in hooks:
         statement = _insert(dialect, webhook_registrations).values(
             store_hash=store_hash, scope=scope, hook_id=hook_id, registered_at=now)
@@ -100,7 +101,7 @@ async def upsert_products(conn: AsyncConnection, dialect: str, store_hash: str, 
     """
     if not rows:
         return
-    now = now_utc()
+    now = utcnow()
     values = [{**row, "store_hash": store_hash, "updated_at": now,
                **({"pull_marker": marker} if marker else {})} for row in rows]
     statement = _insert(dialect, products).values(values)
@@ -157,9 +158,9 @@ async def list_products(conn: AsyncConnection, store_hash: str, *, q: str = "", 
                         limit: int = 50) -> tuple[list[Row[Any]], int]:
     conditions = [products.c.store_hash == store_hash]
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(or_(func.lower(products.c.name).like(pattern, escape="\\"),
-                              func.lower(products.c.sku).like(pattern, escape="\\")))
+        pattern = like_contains(q)
+        conditions.append(or_(func.lower(products.c.name).like(pattern, escape=LIKE_ESCAPE),
+                              func.lower(products.c.sku).like(pattern, escape=LIKE_ESCAPE)))
     if is_visible is not None:
         conditions.append(products.c.is_visible.is_(is_visible))
     if availability:
@@ -179,5 +180,5 @@ async def delete_product(conn: AsyncConnection, store_hash: str, product_id: int
 
 async def update_product(conn: AsyncConnection, store_hash: str, product_id: int, **values: Any) -> int:
     result = await conn.execute(update(products).where(
-        products.c.store_hash == store_hash, products.c.product_id == product_id).values(**values, updated_at=now_utc()))
+        products.c.store_hash == store_hash, products.c.product_id == product_id).values(**values, updated_at=utcnow()))
     return result.rowcount

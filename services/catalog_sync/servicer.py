@@ -7,9 +7,13 @@ from typing import Any
 
 import grpc
 from backorder.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from services.catalog_sync import domain
-from services.catalog_sync.handlers import CatalogSync, _timestamp
+from services.catalog_sync.handlers import CatalogSync
+from services.catalog_sync.peers import timestamp
+from services.common.clock import as_utc
+from services.common.stores import is_store_hash
 
 AVAILABILITY_TO_PROTO = {
     "available": catalog_pb2.AVAILABILITY_AVAILABLE,
@@ -25,7 +29,7 @@ MAX_LIMIT = 250
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def add_product(products: Any, row: Any) -> catalog_pb2.Product:
+def add_product(products: RepeatedCompositeFieldContainer[catalog_pb2.Product], row: Any) -> catalog_pb2.Product:
     """Append a mirror row's view to a repeated Product field, built in place (a message
     built apart is copied when put in the reply: a fifth of GetProducts' cost per product)."""
     message = products.add(
@@ -35,7 +39,7 @@ def add_product(products: Any, row: Any) -> catalog_pb2.Product:
         assigned=bool(row.assigned), category_ids=domain.category_list(row.category_ids), brand_id=int(row.brand_id))
     if row.date_modified is not None:
         # What Timestamp.FromDatetime computes, without its time tuple (half a product's cost).
-        since_epoch = domain.as_utc(row.date_modified) - EPOCH
+        since_epoch = as_utc(row.date_modified) - EPOCH
         message.date_modified.seconds = since_epoch.days * 86400 + since_epoch.seconds
         message.date_modified.nanos = since_epoch.microseconds * 1000
     return message
@@ -48,7 +52,7 @@ def store_message(row: Any, product_count: int = 0) -> catalog_pb2.Store:
     for field in ("installed_at", "uninstalled_at", "last_pull_at"):
         value = getattr(row, field)
         if value is not None:
-            getattr(message, field).CopyFrom(_timestamp(value))
+            getattr(message, field).CopyFrom(timestamp(value))
     return message
 
 
@@ -56,34 +60,33 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, app: CatalogSync) -> None:
         self.app = app
 
-    async def Install(self, request: catalog_pb2.InstallRequest, context: grpc.aio.ServicerContext
+    async def Install(self, request: catalog_pb2.InstallRequest, context: grpc.aio.ServicerContext[Any, Any]
                       ) -> catalog_pb2.InstallResponse:
         result = await self.app.install(request.code, request.scope, request.context, request.account_uuid)
         row, count = await self.app.store_view(result["store_hash"])
         return catalog_pb2.InstallResponse(store=store_message(row, count), created=result["created"],
                                            webhooks_registered=result["webhooks"], products_pulled=count)
 
-    async def Uninstall(self, request: catalog_pb2.UninstallRequest, context: grpc.aio.ServicerContext
+    async def Uninstall(self, request: catalog_pb2.UninstallRequest, context: grpc.aio.ServicerContext[Any, Any]
                         ) -> catalog_pb2.UninstallResponse:
         purge_after = await self.app.uninstall(request.store_hash)
         row, count = await self.app.store_view(request.store_hash)
-        return catalog_pb2.UninstallResponse(store=store_message(row, count), purge_after=_timestamp(purge_after))
+        return catalog_pb2.UninstallResponse(store=store_message(row, count), purge_after=timestamp(purge_after))
 
-    async def GetStore(self, request: catalog_pb2.GetStoreRequest, context: grpc.aio.ServicerContext
+    async def GetStore(self, request: catalog_pb2.GetStoreRequest, context: grpc.aio.ServicerContext[Any, Any]
                        ) -> catalog_pb2.GetStoreResponse:
         domain.check_store_hash(request.store_hash)
         row, count = await self.app.store_view(request.store_hash)
         return catalog_pb2.GetStoreResponse(store=store_message(row, count))
 
     async def VerifyWebhookToken(self, request: catalog_pb2.VerifyWebhookTokenRequest,
-                                 context: grpc.aio.ServicerContext) -> catalog_pb2.VerifyWebhookTokenResponse:
+                                 context: grpc.aio.ServicerContext[Any, Any]) -> catalog_pb2.VerifyWebhookTokenResponse:
         valid = domain.webhook_token_matches(self.app.settings.webhook_secret_key.reveal(), request.store_hash,
                                              request.token)
-        installed = domain.STORE_HASH_PATTERN.match(request.store_hash) is not None and \
-            await self.app.is_installed(request.store_hash)
+        installed = is_store_hash(request.store_hash) and await self.app.is_installed(request.store_hash)
         return catalog_pb2.VerifyWebhookTokenResponse(valid=valid, installed=installed)
 
-    async def ListProducts(self, request: catalog_pb2.ListProductsRequest, context: grpc.aio.ServicerContext
+    async def ListProducts(self, request: catalog_pb2.ListProductsRequest, context: grpc.aio.ServicerContext[Any, Any]
                            ) -> catalog_pb2.ListProductsResponse:
         domain.check_store_hash(request.store_hash)
         page = max(1, request.page or 1)
@@ -97,7 +100,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             add_product(reply.products, row)
         return reply
 
-    async def GetProducts(self, request: catalog_pb2.GetProductsRequest, context: grpc.aio.ServicerContext
+    async def GetProducts(self, request: catalog_pb2.GetProductsRequest, context: grpc.aio.ServicerContext[Any, Any]
                           ) -> catalog_pb2.GetProductsResponse:
         domain.check_store_hash(request.store_hash)
         found = await self.app.get_products(request.store_hash, list(request.product_ids))
@@ -110,13 +113,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 add_product(reply.products, row)
         return reply
 
-    async def PullCatalog(self, request: catalog_pb2.PullCatalogRequest, context: grpc.aio.ServicerContext
+    async def PullCatalog(self, request: catalog_pb2.PullCatalogRequest, context: grpc.aio.ServicerContext[Any, Any]
                           ) -> catalog_pb2.PullCatalogResponse:
         domain.check_store_hash(request.store_hash)
         pulled, removed = await self.app.pull_catalog(request.store_hash)
         return catalog_pb2.PullCatalogResponse(products=pulled, removed=removed)
 
-    async def SyncInventory(self, request: catalog_pb2.SyncInventoryRequest, context: grpc.aio.ServicerContext
+    async def SyncInventory(self, request: catalog_pb2.SyncInventoryRequest, context: grpc.aio.ServicerContext[Any, Any]
                             ) -> catalog_pb2.SyncInventoryResponse:
         domain.check_store_hash(request.store_hash)
         items = await self.app.sync_inventory(request.store_hash, list(request.product_ids))

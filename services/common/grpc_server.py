@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 from prometheus_client import Histogram
 
 from services.common.errors import DomainError, error_metadata
@@ -39,7 +39,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = details.method
 
-        async def fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        async def fail(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
             if isinstance(exc, DomainError):
                 await context.abort(exc.grpc_status, exc.message, trailing_metadata=error_metadata(exc))
             log.exception("unhandled error in %s", method)
@@ -48,7 +48,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 started = time.perf_counter()
                 outcome = "OK"
                 try:
@@ -68,7 +68,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
                     async for item in inner_stream(request, context):
                         yield item
@@ -203,4 +203,4 @@ async def check_health(address: str, service: str = "", timeout_s: float = 1.0) 
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError:
             return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

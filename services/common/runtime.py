@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ class ServiceContext:
     grpc: GrpcServer
     relays: list[OutboxRelay] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
-    task_factories: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    task_factories: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     extra_listeners: list[tuple[str, int]] = field(default_factory=list)
     # Anything a service wants to hand to its tests (e.g. its handlers object).
@@ -60,7 +60,7 @@ class ServiceContext:
         self.consumers.append(consumer)
         return consumer
 
-    def add_task(self, factory: Callable[[], Awaitable[None]]) -> None:
+    def add_task(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A background loop started once the service is ready and cancelled at stop."""
         self.task_factories.append(factory)
 

@@ -110,11 +110,11 @@ def default_database_url(service: str, data_dir: str | os.PathLike[str] = DEFAUL
 
 def peer_address(peer: str, environ: Mapping[str, str] | None = None) -> str:
     """Address of a peer service: BACKORDER_<PEER>_GRPC_ADDR, else its embedded-default port."""
-    return env(
+    return str(env(
         f"BACKORDER_{peer.upper()}_GRPC_ADDR",
         f"127.0.0.1:{DEFAULT_GRPC_PORTS[peer]}",
         environ=environ,
-    )
+    ))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from sqlalchemy import Table, bindparam, update
 
-from services.common.bus import event_subject, now_utc
+from services.common.bus import event_subject
+from services.common.clock import utcnow
 from services.common.db import UnitOfWork
 
 
@@ -118,7 +119,7 @@ def outbox_rows(service: str, events: Iterable[tuple[str, str, Message]]) -> lis
     100,000-event import never holds 100,000 messages (each keeps its own arena; holding
     them cost more than building them). One Envelope per (store, type) is reused for every
     event of that kind, as building a fresh Envelope, Any and Timestamp per event did."""
-    created = now_utc()
+    created = utcnow()
     occurred = timestamp_pb2.Timestamp()
     occurred.FromDatetime(created)
     randomness, offset = b"", 0

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.bus import now_utc
+from services.common.clock import utcnow
 from services.storefront.domain import ProductState, Settings
 from services.storefront.tables import product_states, store_settings
 
@@ -32,7 +32,7 @@ async def load_settings(conn: AsyncConnection, store_hash: str, *, for_update: b
 
 async def save_settings(conn: AsyncConnection, store_hash: str, settings: Settings, revision: int) -> None:
     """Insert (revision 1) or update the row; an insert racing another raises IntegrityError."""
-    values: dict[str, Any] = {"settings": settings.as_dict(), "revision": revision, "updated_at": now_utc()}
+    values: dict[str, Any] = {"settings": settings.as_dict(), "revision": revision, "updated_at": utcnow()}
     if revision == 1:
         await conn.execute(store_settings.insert().values(store_hash=store_hash, **values))
     else:
@@ -44,7 +44,7 @@ def _state_row(store_hash: str, state: ProductState, occurred_at_us: int) -> dic
         "store_hash": store_hash, "product_id": state.product_id, "assigned": state.assigned,
         "stock": state.stock, "threshold": state.threshold, "incoming_stock": state.incoming_stock,
         "back_in_stock_date": state.back_in_stock_date[:10], "name": state.name[:255], "sku": state.sku[:255],
-        "version": state.version, "occurred_at_us": occurred_at_us, "updated_at": now_utc(),
+        "version": state.version, "occurred_at_us": occurred_at_us, "updated_at": utcnow(),
     }
 
 

@@ -33,7 +33,7 @@ a loopback webhook receiver that records requests and answers the statuses you s
 
 ``SandboxStore``: ``store_hash``, ``token`` (the store owner's API token), ``api_base_url`` and
 ``login_base_url`` (both the sandbox origin; give them to your BigCommerce client settings),
-``storefront_url`` (``{base}/s/{hash}``), ``client(**kwargs) -> BigCommerceClient`` (fast test retries),
+``storefront_url`` (``{base}/s/{hash}``), ``client(**kwargs) -> TypedClient`` (fast test retries),
 ``api(method, path, **httpx_kwargs) -> httpx.Response``, ``install(app_url=None)``,
 ``uninstall(app_url=None)``, ``signed_payload(kind="load", **claims) -> str``,
 ``callback_url(kind="load", **claims) -> str`` (``{app_url}/bc/{kind}?signed_payload_jwt=…``),
@@ -63,7 +63,8 @@ import uvicorn
 
 from sandbox.bigcommerce.app import create_app
 from sandbox.bigcommerce.config import SandboxConfig
-from services.common.bigcommerce import BigCommerceClient, RetryPolicy
+from services.common.bigcommerce import RetryPolicy
+from tests.plugins.bigcommerce_typed import TypedClient
 
 FAST_RETRIES = RetryPolicy(max_retries=4, base_delay=0.01, max_delay=0.05, budget_seconds=2.0)
 
@@ -123,10 +124,10 @@ class SandboxStore:
     def storefront_url(self) -> str:
         return f"{self.server.base_url}/s/{self.store_hash}"
 
-    def client(self, **kwargs: Any) -> BigCommerceClient:
+    def client(self, **kwargs: Any) -> TypedClient:
         kwargs.setdefault("api_base_url", self.api_base_url)
         kwargs.setdefault("retry", FAST_RETRIES)
-        return BigCommerceClient(self.store_hash, kwargs.pop("token", self.token), **kwargs)
+        return TypedClient(self.store_hash, kwargs.pop("token", self.token), **kwargs)
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"X-Auth-Token": self.token, "Accept": "application/json", **kwargs.pop("headers", {})}

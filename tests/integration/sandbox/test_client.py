@@ -12,13 +12,13 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from services.common.bigcommerce import (
-    BigCommerceClient,
     BigCommerceError,
     RetryPolicy,
     SignedPayloadError,
     exchange_oauth_code,
     verify_signed_payload_jwt,
 )
+from tests.plugins.bigcommerce_typed import TypedClient as BigCommerceClient
 
 
 async def test_iter_products_paginates_past_250(sandbox_server):

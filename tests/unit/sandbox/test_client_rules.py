@@ -10,14 +10,13 @@ import jwt
 import pytest
 
 from services.common.bigcommerce import (
-    Product,
     RateLimiter,
     RetryPolicy,
     SignedPayloadError,
     _error_message,
-    filter_params,
     verify_signed_payload_jwt,
 )
+from tests.plugins.bigcommerce_typed import Product, filter_params
 
 SECRET = "a-client-secret-that-is-long-enough-for-hs256"
 
