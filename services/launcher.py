@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from services.common.grpc_server import check_health
 from services.common.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, env
@@ -159,14 +161,22 @@ class Platform:
         })
         return environ
 
-    def spawn(self, name: str, command: list[str], environ: dict[str, str]) -> None:
+    def spawn(self, name: str, command: list[str], environ: dict[str, str], *, json_lines: bool = True) -> None:
+        """Start a child whose output goes to logs/<name>.log. Our services write JSON lines
+        themselves; a child that does not (`json_lines=False`: nats-server) is piped through
+        `_log_as_json`, so every log line of the platform is JSON."""
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its life
-        self.processes[name] = subprocess.Popen(
-            command, env=environ, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent, start_new_session=True,
+        process = subprocess.Popen(
+            command, env=environ, stdout=log_file if json_lines else subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, start_new_session=True,
         )
+        self.processes[name] = process
+        if not json_lines:
+            assert process.stdout is not None
+            threading.Thread(target=_log_as_json, args=(name, process.stdout, log_file), daemon=True,
+                             name=f"log-{name}").start()
 
     def start_nats(self) -> None:
         store = self.data_dir / "nats"
@@ -176,7 +186,7 @@ class Platform:
             f'listen: "{self.host}:{self.nats_port}"\n'
             f'jetstream {{ store_dir: "{store}", sync_interval: always }}\n'
         )
-        self.spawn("nats", [nats_binary(), "-c", str(config)], dict(self.inherited_env))
+        self.spawn("nats", [nats_binary(), "-c", str(config)], dict(self.inherited_env), json_lines=False)
 
     def start_services(self) -> None:
         base = self.base_env()
@@ -245,6 +255,25 @@ def _http_post(url: str, body: dict[str, object]) -> dict[str, object] | None:
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
         payload = response.read()
     return json.loads(payload) if payload else None
+
+
+# nats-server's own line: "[pid] 2026/12/06 07:44:57.123456 [INF] message".
+_NATS_LINE = re.compile(rb"^\[\d+\] (\S+ \S+) \[(\w+)\] (.*)$")
+_NATS_LEVELS = {b"INF": "info", b"WRN": "warning", b"ERR": "error", b"FTL": "critical", b"DBG": "debug",
+                b"TRC": "debug"}
+
+
+def _log_as_json(name: str, source: IO[bytes], sink: IO[bytes]) -> None:
+    """Copy a child's text output to its log file as JSON lines (the services' shape), until EOF."""
+    with sink:
+        for raw in source:
+            line = raw.rstrip(b"\r\n")
+            found = _NATS_LINE.match(line)
+            level, text = (_NATS_LEVELS.get(found.group(2), "info"), found.group(3)) if found else ("info", line)
+            entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": level, "service": name,
+                     "logger": name, "msg": text.decode("utf-8", "replace")}
+            sink.write(json.dumps(entry).encode() + b"\n")
+            sink.flush()
 
 
 def _tail(path: Path, lines: int = 20) -> str:

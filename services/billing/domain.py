@@ -25,12 +25,12 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from services.common.clock import as_utc
 from services.common.errors import DomainError, NotFound, ValidationFailed
+from services.common.stores import is_store_hash
 
 CURRENCY = "USD"
 START_PLAN = "free"
 KEEP_EARLIEST_ASSIGNED = "keep_earliest_assigned"
 MAX_CATCH_UP_CYCLES = 1200  # a hundred years: a bound against a corrupt anchor, never reached in practice
-STORE_HASH_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as catalog_sync accepts; no dots (NATS subjects)
 PLAN_CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 ACTIVE = "active"
@@ -205,9 +205,9 @@ def parse_plans_json(raw: str) -> Catalogue:
 # ---------------------------------------------------------------- input
 
 def validate_store_hash(store_hash: str) -> str:
-    if not STORE_HASH_PATTERN.match(store_hash or ""):
+    if not is_store_hash(store_hash):
         raise ValidationFailed(
-            "store_hash must be 1-64 letters, digits, _ or -",
+            "store_hash must be 1-32 lower-case letters or digits",
             errors=[{"field": "store_hash", "reason": "invalid", "value": store_hash}],
         )
     return store_hash

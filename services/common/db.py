@@ -90,9 +90,7 @@ def create_engine(url: str, *, pool_size: int | None = None, echo: bool = False)
     # Every replica of every service holds up to 2 × pool_size connections: keep it small
     # (PostgreSQL's default max_connections is 100) and raise it per service if measured.
     if pool_size is None:
-        from services.common.settings import env
-
-        pool_size = env("BACKORDER_DB_POOL_SIZE", DEFAULT_POOL_SIZE, int)
+        pool_size = DEFAULT_POOL_SIZE
     return create_async_engine(
         target,
         echo=echo,

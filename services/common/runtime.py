@@ -88,9 +88,8 @@ class ServiceRunner:
         url = settings.database_url.reveal()
         if self.migrate:
             await asyncio.to_thread(migrations.upgrade, settings.service, url)
-        self.db = Database(url)
-        self.bus = EventBus(settings.nats_url, f"backorder-{settings.service}",
-                            replicas=env("BACKORDER_NATS_REPLICAS", 1, int))
+        self.db = Database(url, pool_size=settings.db_pool_size)
+        self.bus = EventBus(settings.nats_url, f"backorder-{settings.service}", replicas=settings.nats_replicas)
         ctx = ServiceContext(settings, self.db, self.bus, self.grpc)
         self.ctx = ctx
         await self.setup(ctx)

@@ -130,6 +130,10 @@ class ServiceSettings:
     log_level: str
     data_dir: str
     shutdown_grace_s: float
+    # Replicas of the JetStream streams ensure_streams provisions (3 on a cluster); every process must agree.
+    nats_replicas: int = 1
+    # Connections per process (plus as many overflow) on PostgreSQL.
+    db_pool_size: int = 5
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -150,4 +154,6 @@ class ServiceSettings:
             log_level=env("BACKORDER_LOG_LEVEL", "INFO", environ=environ),
             data_dir=data_dir,
             shutdown_grace_s=env("BACKORDER_SHUTDOWN_GRACE_S", 10.0, float, environ=environ),
+            nats_replicas=env("BACKORDER_NATS_REPLICAS", 1, int, environ=environ),
+            db_pool_size=env("BACKORDER_DB_POOL_SIZE", 5, int, environ=environ),
         )

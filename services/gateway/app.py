@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings | None = None, *, backends: Backends | 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.backends = backends or Backends.connect(settings)
-        app.state.bus = bus or EventBus(settings.nats_url, "backorder-gateway")
+        app.state.bus = bus or EventBus(settings.nats_url, "backorder-gateway", replicas=settings.nats_replicas)
         if not app.state.bus.connected:
             await app.state.bus.connect()
             await app.state.bus.ensure_streams()

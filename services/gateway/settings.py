@@ -17,6 +17,7 @@ class GatewaySettings:
     port: int
     public_url: str
     nats_url: str
+    nats_replicas: int
     bc_client_id: str
     bc_client_secret: Secret
     session_secret: Secret
@@ -45,6 +46,7 @@ class GatewaySettings:
             port=port,
             public_url=env("BACKORDER_PUBLIC_URL", f"http://127.0.0.1:{port}", environ=environ).rstrip("/"),
             nats_url=env("BACKORDER_NATS_URL", DEFAULT_NATS_URL, environ=environ),
+            nats_replicas=env("BACKORDER_NATS_REPLICAS", 1, int, environ=environ),
             bc_client_id=env("BACKORDER_BC_CLIENT_ID", "dev-client", environ=environ),
             bc_client_secret=env("BACKORDER_BC_CLIENT_SECRET", Secret("dev-secret"), Secret, environ=environ),
             session_secret=env("BACKORDER_SESSION_SECRET", Secret("dev-session-secret-change-me"), Secret,

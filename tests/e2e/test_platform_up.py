@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -83,6 +84,22 @@ class Launched:
         return self.process.wait(timeout=60)
 
 
+def assert_logs_are_json_without_warnings(logs: Path) -> None:
+    """Every line every process wrote (nats-server's and the sandbox's included) is one JSON
+    record, and a start and a normal stop log no warning."""
+    files = sorted(logs.glob("*.log"))
+    assert {f.stem for f in files} >= {"nats", "sandbox", "inventory", "catalog_sync", "storefront", "billing",
+                                       "gateway"}
+    for log_file in files:
+        for number, line in enumerate(log_file.read_text().splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"{log_file.name}:{number} is not JSON: {line}") from None
+            assert {"ts", "level", "service", "msg"} <= set(record), f"{log_file.name}:{number}: {line}"
+            assert record["level"] in {"debug", "info"}, f"{log_file.name}:{number}: {line}"
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()
@@ -114,6 +131,7 @@ def test_up_serves_every_service_keeps_data_and_stops_without_leftovers(tmp_path
         ), timeout=10)
     assert first.terminate() == 0
     assert [pid for pid in children if alive(pid)] == []
+    assert_logs_are_json_without_warnings(Path(environ["BACKORDER_DATA_DIR"]) / "logs")
 
     second = Launched(environ, tmp_path)
     second.wait_for("Press Ctrl-C to stop.")

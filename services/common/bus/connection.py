@@ -13,8 +13,6 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js.api import StorageType, StreamConfig
 
-from services.common.settings import env
-
 log = logging.getLogger(__name__)
 
 STREAM_EVENTS = "BACKORDER_EVENTS"
@@ -28,12 +26,12 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 class EventBus:
     """One NATS connection per process, reconnecting forever."""
 
-    def __init__(self, url: str, name: str, *, replicas: int | None = None) -> None:
+    def __init__(self, url: str, name: str, *, replicas: int = 1) -> None:
         self.url = url
         self.name = name
         # ensure_streams sets the streams' replicas, so every process must agree: a gateway
         # left at 1 would scale the R3 streams of a JetStream cluster down at each start.
-        self.replicas = env("BACKORDER_NATS_REPLICAS", 1, int) if replicas is None else replicas
+        self.replicas = replicas
         self.nc: NATS | None = None
         self.js: Any = None
         self._state_listeners: list[Callable[[bool], None]] = []
