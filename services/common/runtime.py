@@ -120,16 +120,24 @@ class ServiceRunner:
         return ctx
 
     async def stop(self) -> None:
-        """Stop taking calls, finish in-flight work, drain consumers, close connections."""
+        """Stop taking calls, finish in-flight work, drain consumers, close connections; each
+        step waits at most the shutdown grace period."""
         grace = self.settings.shutdown_grace_s
         await self.grpc.stop(grace)
         if self.ctx is not None:
             for relay in self.ctx.relays:
                 relay.stop()
-            await asyncio.gather(*(c.drain() for c in self.ctx.consumers), return_exceptions=True)
+            # Bounded like Kubernetes' grace period: a handler stuck past it is cancelled, and its
+            # message, never acked, is redelivered to whoever runs next.
+            drains = asyncio.gather(*(c.drain() for c in self.ctx.consumers), return_exceptions=True)
+            try:
+                await asyncio.wait_for(drains, grace)
+            except TimeoutError:
+                log.warning("%s: consumers still busy after %.1f s; stopping them (unacked messages are "
+                            "redelivered)", self.settings.service, grace)
             for hook in self.ctx.shutdown_hooks:
                 with contextlib.suppress(Exception):
-                    await hook()
+                    await asyncio.wait_for(hook(), grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
