@@ -15,11 +15,10 @@ Tests pass overrides through `ServiceSettings.extra` (same keys as the attribute
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from services.billing import domain
-from services.common.settings import InvalidSetting, Secret, ServiceSettings, env
+from services.common.settings import InvalidSetting, Secret, ServiceSettings, env, with_overrides
 
 PROVIDERS = ("none", "unified")
 
@@ -83,7 +82,4 @@ class BillingSettings:
     @classmethod
     def for_service(cls, settings: ServiceSettings, environ: Mapping[str, str] | None = None) -> BillingSettings:
         """From the environment, with `settings.extra` overriding by attribute name."""
-        base = cls.from_env(environ)
-        known = {f.name for f in fields(cls)}
-        overrides: dict[str, Any] = {key: value for key, value in settings.extra.items() if key in known}
-        return cls(**{**base.__dict__, **overrides})
+        return with_overrides(cls.from_env(environ), settings.extra)

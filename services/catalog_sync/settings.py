@@ -6,11 +6,10 @@ Tests pass overrides through `ServiceSettings.extra` (same keys as the attribute
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from services.common.bigcommerce_webhooks import DEV_WEBHOOK_SECRET_KEY
-from services.common.settings import Secret, ServiceSettings, env, peer_address
+from services.common.settings import Secret, ServiceSettings, env, peer_address, with_overrides
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,5 @@ class CatalogSettings:
     @classmethod
     def for_service(cls, settings: ServiceSettings, environ: Mapping[str, str] | None = None) -> CatalogSettings:
         """From the environment, with `settings.extra` overriding by attribute name."""
-        base = cls.from_env(environ)
-        known = {f.name for f in fields(cls)}
-        overrides: dict[str, Any] = {}
-        for key, value in settings.extra.items():
-            if key in known:
-                secret = key in {"bc_client_secret", "webhook_secret_key", "token_encryption_keys"}
-                overrides[key] = Secret(value) if secret and isinstance(value, str) else value
-        return cls(**{**base.__dict__, **overrides})
+        return with_overrides(cls.from_env(environ), settings.extra,
+                              secrets=frozenset({"bc_client_secret", "webhook_secret_key", "token_encryption_keys"}))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 _MISSING: Any = object()
 
@@ -157,3 +158,16 @@ class ServiceSettings:
             nats_replicas=env("BACKORDER_NATS_REPLICAS", 1, int, environ=environ),
             db_pool_size=env("BACKORDER_DB_POOL_SIZE", 5, int, environ=environ),
         )
+
+
+def with_overrides(base: S, extra: Mapping[str, Any], *, secrets: frozenset[str] = frozenset()) -> S:
+    """`base` (a frozen settings dataclass) with the `extra` keys that name its fields replaced.
+
+    Tests configure a service through `ServiceSettings.extra` this way; keys that are not
+    fields are left for whoever reads them. A plain string given for a secret field becomes a
+    `Secret`.
+    """
+    known = {f.name for f in fields(base)}  # type: ignore[arg-type]
+    changes = {key: Secret(value) if key in secrets and isinstance(value, str) else value
+               for key, value in extra.items() if key in known}
+    return replace(base, **changes)  # type: ignore[type-var]

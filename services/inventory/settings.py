@@ -8,10 +8,9 @@ objects that are not settings (a fake `entitlements`, a `today` clock) also come
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, replace
 
-from services.common.settings import DEFAULT_GRPC_PORTS, ServiceSettings, env, peer_address
+from services.common.settings import DEFAULT_GRPC_PORTS, ServiceSettings, env, peer_address, with_overrides
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,6 @@ class InventorySettings:
         """From the environment, with `settings.extra` overriding by attribute name; the ERP
         host defaults to the service's gRPC host."""
         base = cls.from_env(environ)
-        known = {f.name for f in fields(cls)}
-        overrides: dict[str, Any] = {key: value for key, value in settings.extra.items() if key in known}
-        merged = {**base.__dict__, **overrides}
-        merged["billing_addr"] = merged["billing_addr"] or base.billing_addr
-        merged["erp_grpc_host"] = merged["erp_grpc_host"] or settings.grpc_host
-        return cls(**merged)
+        merged = with_overrides(base, settings.extra)
+        return replace(merged, billing_addr=merged.billing_addr or base.billing_addr,
+                       erp_grpc_host=merged.erp_grpc_host or settings.grpc_host)
