@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import os
 import shutil
 import sys
 import tempfile
@@ -38,8 +39,19 @@ def generate(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *files,
     ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+    # protoc's plugins chatter on stderr ("Writing mypy to …" per file): keep it for a failure.
+    with tempfile.TemporaryFile() as chatter:
+        saved = os.dup(2)
+        os.dup2(chatter.fileno(), 2)
+        try:
+            status = protoc.main(args)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if status != 0:
+            chatter.seek(0)
+            sys.stderr.write(chatter.read().decode(errors="replace"))
+            raise SystemExit("protoc failed")
     for folder in [out / "backorder", *(p for p in (out / "backorder").rglob("*") if p.is_dir())]:
         (folder / "__init__.py").touch()
     (out / "backorder" / "py.typed").touch()
